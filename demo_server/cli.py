@@ -1,0 +1,80 @@
+"""``demo-server``: run the demo server in the foreground, like ``node index.js``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+
+from .server import DemoServer, ServerStartError
+
+__all__ = ["main", "parse_args"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="demo-server",
+        description="Serve Hello, World., the live-seconds page and the /ws WebSocket "
+        "on one port.",
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8001, help="port (default: 8001; 0: any)")
+    parser.add_argument("--compression", action="store_true",
+                        help="negotiate permessage-deflate (off by default, so captures "
+                        "show readable payloads)")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="a browser origin, e.g. http://teacher.local:8001, allowed to "
+                        "open /ws besides the server's own (repeatable)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log every frame, not just connections and client_data")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        logging.getLogger("demo_server.websockets").setLevel(logging.WARNING)
+    try:
+        server = DemoServer(args.host, args.port, compression=args.compression,
+                            allow_origins=args.allow_origin)
+        return asyncio.run(_serve(server))
+    except (ServerStartError, ValueError) as exc:
+        print(f"demo-server: error: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _serve(server: DemoServer) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        print(f"demo-server listening on {server.host} port {server.port}\n"
+              f"  Hello, World.   {server.url}\n"
+              f"  browser page    {server.page_url}\n"
+              f"  WebSocket       {server.ws_url}\n"
+              "Press Ctrl-C to stop.", flush=True)
+        if not _is_loopback(server.host):
+            print("Note: other machines on your network can reach this server; browsers "
+                  "on other origins are refused unless listed with --allow-origin.",
+                  flush=True)
+        await stop.wait()
+        print("demo-server: stopping", flush=True)
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

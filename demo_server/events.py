@@ -1,0 +1,81 @@
+"""The JSON envelope every application message travels in.
+
+One text frame holds one JSON object ``{"event": <name>, "data": <value>}``: the raw
+WebSocket equivalent of socket.io's ``emit(name, data)``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Event", "Message", "EventError", "encode", "decode"]
+
+
+class Event(str, enum.Enum):
+    """Event names on the wire."""
+
+    SECOND = "second"  # server -> client, once per wall-clock second
+    ERROR = "error"  # server -> client, names what was wrong with a message
+    CLIENT_DATA = "client_data"  # client -> server, text typed in the page
+
+
+@dataclass(frozen=True)
+class Message:
+    """A decoded envelope."""
+
+    event: Event
+    data: Any
+
+
+class EventError(ValueError):
+    """A message that is not a valid envelope; ``str()`` is safe to send back."""
+
+
+def encode(event: Event | str, data: Any) -> str:
+    """Return the compact JSON text of one envelope."""
+    name = Event(event).value
+    return json.dumps({"event": name, "data": data}, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(text: str | bytes, *, expect: frozenset[Event] | None = None) -> Message:
+    """Parse and validate one envelope received as a text frame.
+
+    ``expect`` restricts which events are accepted (a server only accepts what clients may
+    send). Raises :class:`EventError` with a message naming the problem.
+    """
+    if not isinstance(text, str):
+        raise EventError("binary frames are not accepted: send JSON text")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventError(f"not JSON: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(obj, dict):
+        raise EventError(f"expected a JSON object, got {_json_type(obj)}")
+    if "event" not in obj:
+        raise EventError('missing "event"')
+    name = obj["event"]
+    if not isinstance(name, str):
+        raise EventError(f'"event" must be a string, got {_json_type(name)}')
+    try:
+        event = Event(name)
+    except ValueError:
+        raise EventError(f"unknown event {_clip(name)!r}") from None
+    if expect is not None and event not in expect:
+        raise EventError(f"unknown event {name!r}")
+    data = obj.get("data")
+    if event is Event.CLIENT_DATA and not isinstance(data, str):
+        raise EventError(f'"data" of client_data must be a string, got {_json_type(data)}')
+    return Message(event, data)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,90 @@
+"""The plain HTTP side of the one port: hello text, the browser page, and the origin check.
+
+Static files are an allow-list read once from the package's ``static/`` folder: a request
+path is looked up as an exact key, so no spelling of ``..``, ``%2e``, ``\\`` or ``//`` can
+ever reach a file outside it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http
+from collections.abc import Iterable
+from importlib import resources
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+__all__ = ["HELLO", "WS_PATH", "StaticFiles", "Router", "respond", "same_origin"]
+
+HELLO = "Hello, World."
+WS_PATH = "/ws"
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+
+
+def respond(status: http.HTTPStatus, body: bytes, content_type: str,
+            cache: str = "no-cache") -> Response:
+    """A complete HTTP response; the connection closes after it."""
+    headers = Headers([
+        ("Date", email.utils.formatdate(usegmt=True)),
+        ("Connection", "close"),
+        ("Content-Length", str(len(body))),
+        ("Content-Type", content_type),
+        ("Cache-Control", cache),
+    ])
+    return Response(status.value, status.phrase, headers, body)
+
+
+class StaticFiles:
+    """The files of ``demo_server/static``, keyed by URL path (``/socket.html``)."""
+
+    def __init__(self) -> None:
+        folder = resources.files("demo_server") / "static"
+        self.files: dict[str, tuple[bytes, str]] = {}
+        for entry in folder.iterdir():
+            suffix = "." + entry.name.rpartition(".")[2]
+            if entry.is_file() and suffix in CONTENT_TYPES:
+                self.files["/" + entry.name] = (entry.read_bytes(), CONTENT_TYPES[suffix])
+
+
+def same_origin(origin: str, host_header: str | None) -> bool:
+    """True when a browser's ``Origin`` names the host and port the request was sent to."""
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and host_header is not None and (
+        parts.netloc.lower() == host_header.lower()
+    )
+
+
+class Router:
+    """``process_request`` for :func:`websockets.asyncio.server.serve`."""
+
+    def __init__(self, allow_origins: Iterable[str] = ()) -> None:
+        self.static = StaticFiles()
+        self.allow_origins = frozenset(o.rstrip("/") for o in allow_origins)
+
+    def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path == WS_PATH:
+            return self._check_origin(request)
+        if path == "/":
+            return respond(http.HTTPStatus.OK, HELLO.encode(), "text/plain; charset=utf-8")
+        if path in self.static.files:
+            body, content_type = self.static.files[path]
+            return respond(http.HTTPStatus.OK, body, content_type)
+        return respond(http.HTTPStatus.NOT_FOUND, b"Not Found\n", "text/plain; charset=utf-8")
+
+    def _check_origin(self, request: Request) -> Response | None:
+        """Refuse browsers on other sites; clients that send no ``Origin`` are not browsers."""
+        origin = request.headers.get("Origin")
+        if origin is None or origin.rstrip("/") in self.allow_origins:
+            return None
+        if same_origin(origin, request.headers.get("Host")):
+            return None
+        return respond(http.HTTPStatus.FORBIDDEN, f"Origin not allowed: {origin}\n".encode(),
+                       "text/plain; charset=utf-8")

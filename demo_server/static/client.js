@@ -1,0 +1,75 @@
+// The browser side of the demo: a native WebSocket to this page's own server.
+// The article used socket.io and jQuery from a CDN; this page needs neither, so it works
+// offline in a classroom.
+"use strict";
+
+const MAX_CHUNK = 4096;        // characters per message: stays far below the server's max_size
+const MAX_QUEUED = 1000;       // messages kept while disconnected, sent on reconnect
+const secondEl = document.getElementById("second");
+const statusEl = document.getElementById("status");
+const noticeEl = document.getElementById("notice");
+const sentEl = document.getElementById("sent");
+const text = document.getElementById("text");
+
+let socket = null;
+let retryDelay = 500;          // ms; doubles up to 10 s while the server is away
+let sent = 0;
+const outbox = [];
+
+function setStatus(state, label) {
+  statusEl.className = state;
+  statusEl.textContent = label;
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  socket = new WebSocket(`${scheme}//${location.host}/ws`);
+  setStatus("connecting", "connecting…");
+  socket.addEventListener("open", () => {
+    retryDelay = 500;
+    setStatus("open", "connected");
+    noticeEl.textContent = "";
+    while (outbox.length) send(outbox.shift());
+  });
+  socket.addEventListener("message", (e) => {
+    let msg;
+    try { msg = JSON.parse(e.data); } catch { return; }
+    if (msg.event === "second") secondEl.textContent = msg.data.second;   // socket.on('second', ...)
+    else if (msg.event === "error") noticeEl.textContent = `server: ${msg.data.message}`;
+  });
+  socket.addEventListener("close", (e) => {
+    const wait = retryDelay;
+    retryDelay = Math.min(retryDelay * 2, 10000);
+    setStatus("closed", `disconnected (code ${e.code}); retrying in ${(wait / 1000).toFixed(1)} s`);
+    setTimeout(connect, wait);
+  });
+}
+
+function send(data) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) {
+    if (outbox.length < MAX_QUEUED) outbox.push(data);
+    else noticeEl.textContent = "disconnected: too much typed to keep; newest input dropped";
+    return;
+  }
+  socket.send(JSON.stringify({ event: "client_data", data }));   // socket.emit('client_data', ...)
+  sentEl.textContent = ++sent;
+}
+
+function sendText(value) {
+  for (let i = 0; i < value.length; i += MAX_CHUNK) send(value.slice(i, i + MAX_CHUNK));
+}
+
+// One message per typed character, like the article's keypress handler. Enter sends "\n";
+// a paste or an input method (e.g. Zhuyin, Cangjie) sends its finished text as one message.
+text.addEventListener("beforeinput", (e) => {
+  if (e.isComposing) return;                     // wait for compositionend
+  if (e.inputType === "insertText" && e.data) sendText(e.data);
+  else if (e.inputType === "insertLineBreak" || e.inputType === "insertParagraph") send("\n");
+});
+text.addEventListener("compositionend", (e) => { if (e.data) sendText(e.data); });
+text.addEventListener("paste", (e) => {
+  const pasted = (e.clipboardData || window.clipboardData).getData("text");
+  if (pasted) sendText(pasted);
+});
+
+connect();
