@@ -21,6 +21,7 @@ __all__ = ["HELLO", "WS_PATH", "StaticFiles", "Router", "respond", "same_origin"
 
 HELLO = "Hello, World."
 WS_PATH = "/ws"
+TEXT = "text/plain; charset=utf-8"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -66,18 +67,23 @@ class Router:
 
     def __init__(self, allow_origins: Iterable[str] = ()) -> None:
         self.static = StaticFiles()
-        self.allow_origins = frozenset(o.rstrip("/") for o in allow_origins)
+        self.allow_origins = frozenset(_check_origin_syntax(o) for o in allow_origins)
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
+        if request.method != "GET":
+            response = respond(http.HTTPStatus.METHOD_NOT_ALLOWED,
+                               b"Method Not Allowed: only GET\n", TEXT)
+            response.headers["Allow"] = "GET"
+            return response
         if path == WS_PATH:
             return self._check_origin(request)
         if path == "/":
-            return respond(http.HTTPStatus.OK, HELLO.encode(), "text/plain; charset=utf-8")
+            return respond(http.HTTPStatus.OK, HELLO.encode(), TEXT)
         if path in self.static.files:
             body, content_type = self.static.files[path]
             return respond(http.HTTPStatus.OK, body, content_type)
-        return respond(http.HTTPStatus.NOT_FOUND, b"Not Found\n", "text/plain; charset=utf-8")
+        return respond(http.HTTPStatus.NOT_FOUND, b"Not Found\n", TEXT)
 
     def _check_origin(self, request: Request) -> Response | None:
         """Refuse browsers on other sites; clients that send no ``Origin`` are not browsers."""
@@ -86,5 +92,13 @@ class Router:
             return None
         if same_origin(origin, request.headers.get("Host")):
             return None
-        return respond(http.HTTPStatus.FORBIDDEN, f"Origin not allowed: {origin}\n".encode(),
-                       "text/plain; charset=utf-8")
+        return respond(http.HTTPStatus.FORBIDDEN, f"Origin not allowed: {origin}\n".encode(), TEXT)
+
+
+def _check_origin_syntax(origin: str) -> str:
+    parts = urlsplit(origin) if isinstance(origin, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or (
+        parts.path not in ("", "/") or parts.query or parts.fragment
+    ):
+        raise ValueError(f"an origin looks like http://host:port, got {origin!r}")
+    return origin.rstrip("/")

@@ -1,0 +1,50 @@
+# The two commands of the README: `make lab` opens the tutorial, `make test` runs every test.
+# Both create .venv when it is missing and install what they need into it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: lab test browser notebooks lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+lab: $(VENV)/.installed
+	$(BIN)/jupyter lab notebooks/
+
+# Browser tests drive Debian's Chromium (never a downloaded one). As root on Debian this
+# installs it; otherwise it says what to run, and the browser tests are skipped.
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libpcap0.8; \
+	  else \
+	    echo "note: browser tests need Debian's Chromium: sudo apt-get install chromium"; \
+	  fi; \
+	fi
+
+test: $(VENV)/.installed-test browser
+	$(BIN)/pytest
+
+# Re-execute every notebook in place so its stored outputs match the package.
+notebooks: $(VENV)/.installed-test
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace notebooks/[0-9]*.ipynb
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/fanout.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info test-artifacts

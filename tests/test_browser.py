@@ -1,0 +1,106 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright (never a downloaded one)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from demo_server import ServerThread
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run must install Debian's chromium")
+        pytest.skip("Debian's Chromium is not installed: sudo apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh page; on failure its screenshot is saved under test-artifacts/."""
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    if request.node.rep_call.failed:
+        SHOTS.mkdir(exist_ok=True)
+        shot = SHOTS / f"{request.node.name}.png"
+        page.screenshot(path=shot)
+        print(f"screenshot: {shot}")
+    context.close()
+    assert errors == [], "JavaScript errors on the page"
+
+
+def second_text(page) -> str:
+    return page.locator("#second").inner_text()
+
+
+def test_the_page_shows_live_seconds_and_sends_what_is_typed(server, page):
+    page.goto(server.page_url)
+    page.wait_for_function("/^\\d+$/.test(document.querySelector('#second').textContent)")
+    assert page.locator("#status").inner_text() == "connected"
+    first = second_text(page)
+    page.wait_for_function(f"document.querySelector('#second').textContent !== '{first}'",
+                           timeout=3000)
+    page.locator("#text").press_sequentially("hi")
+    assert server.received.wait_for(2, timeout=3)
+    assert [r.data for r in server.received.snapshot()] == ["h", "i"]
+
+
+def test_enter_is_a_newline_and_a_paste_is_one_message(server, page):
+    page.goto(server.page_url)
+    page.wait_for_selector("#status.open")
+    page.locator("#text").press("Enter")
+    page.locator("#text").evaluate("""el => {
+        const data = new DataTransfer();
+        data.setData('text/plain', '貼上的文字 pasted');
+        el.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true}));
+    }""")
+    assert server.received.wait_for(2, timeout=3)
+    assert [r.data for r in server.received.snapshot()] == ["\n", "貼上的文字 pasted"]
+
+
+def test_the_page_reconnects_when_the_server_comes_back(page):
+    server = ServerThread().start()
+    port = server.port
+    try:
+        page.goto(server.page_url)
+        page.wait_for_selector("#status.open")
+        server.stop()
+        page.wait_for_selector("#status.closed")
+        assert "1001" in page.locator("#status").inner_text()
+        page.locator("#text").press_sequentially("ab")  # typed while away: kept, sent later
+        server = ServerThread(port=port).start()
+        page.wait_for_selector("#status.open", timeout=15000)
+        assert server.received.wait_for(2, timeout=3)
+        assert server.received.text() == "ab"
+        first = second_text(page)
+        page.wait_for_function(f"document.querySelector('#second').textContent !== '{first}'",
+                               timeout=3000)
+    finally:
+        server.stop()
+
+
+def test_server_errors_are_shown_on_the_page(server, page):
+    page.goto(server.page_url)
+    page.wait_for_selector("#status.open")
+    page.evaluate("socket.send('not json')")
+    page.wait_for_function("document.querySelector('#notice').textContent.includes('not JSON')")

@@ -1,0 +1,82 @@
+"""``demo-server`` as a user runs it: a real subprocess, real signals."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect
+
+from .conftest import http_get
+
+
+def launch(*args: str, python=sys.executable, cwd=None) -> tuple[subprocess.Popen, int]:
+    """Start the CLI on a free port; return it and its port once it prints its URLs."""
+    proc = subprocess.Popen(
+        [python, "-m", "demo_server", "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+    )
+    banner = [proc.stdout.readline() for _ in range(5)]
+    match = re.search(r"browser page\s+http://127\.0\.0\.1:(\d+)/socket\.html", "".join(banner))
+    assert match, banner
+    return proc, int(match.group(1))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_serves_everything_and_exits_0_on_a_signal(sig):
+    proc, port = launch()
+    try:
+        assert http_get(port, "/")[2] == b"Hello, World."
+        assert http_get(port, "/socket.html")[0] == 200
+        with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            assert '"second"' in ws.recv(timeout=3)
+            ws.send('{"event":"client_data","data":"h"}')
+            time.sleep(0.2)  # let the log line be written before the signal
+        started = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=5)
+        assert time.monotonic() - started < 2
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert "stopping" in out
+    assert re.search(r"client_data from 127\.0\.0\.1:\d+: 'h'", err), err
+
+
+def test_cli_port_in_use_is_one_clear_line_and_exit_2():
+    proc, port = launch()
+    try:
+        second = subprocess.run([sys.executable, "-m", "demo_server", "--port", str(port)],
+                                capture_output=True, text=True, timeout=10)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=5)
+    assert second.returncode == 2
+    assert second.stderr.strip().splitlines() == [
+        f"demo-server: error: port {port} on 127.0.0.1 is already in use (another "
+        "demo-server?): stop it, or choose another port (0 picks a free one)"
+    ]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--port", "70000"], "port must be an integer from 0 to 65535"),
+    (["--allow-origin", "teacher.local"], "an origin looks like http://host:port"),
+    (["--host", "no-such-host.invalid"], "cannot listen on host"),
+])
+def test_cli_bad_arguments_exit_2_with_a_reason(args, message):
+    result = subprocess.run([sys.executable, "-m", "demo_server", *args],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("demo-server")  # beside the venv's python
+    script = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=10)
+    assert script.returncode == 0
+    assert "--allow-origin" in script.stdout

@@ -1,0 +1,203 @@
+"""ServerThread and ClientThread: start, stop, errors, and nothing left behind."""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import threading
+
+import pytest
+from websockets.exceptions import ConnectionClosedOK
+from websockets.frames import CloseCode
+from websockets.sync.client import connect
+
+from demo_server import ClientThread, ServerStartError, ServerThread
+
+from .conftest import demo_threads, http_get
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_start_returns_listening_on_a_real_port():
+    server = ServerThread().start()
+    try:
+        assert server.port > 0
+        assert server.url == f"http://127.0.0.1:{server.port}/"
+        assert server.ws_url == f"ws://127.0.0.1:{server.port}/ws"
+        assert server.page_url == f"http://127.0.0.1:{server.port}/socket.html"
+        assert http_get(server.port, "/")[0] == 200  # no wait needed: start() means listening
+    finally:
+        server.stop()
+    assert not server.running
+    with pytest.raises(RuntimeError, match="not running"):
+        server.port  # noqa: B018
+
+
+def test_start_twice_is_harmless_and_never_a_second_server(server):
+    port = server.port
+    assert server.start() is server
+    assert server.port == port
+    assert demo_threads().count("demo-server") == 1
+
+
+def test_stop_twice_and_stop_before_start_are_harmless():
+    server = ServerThread()
+    server.stop()
+    server.start()
+    server.stop()
+    server.stop()
+    assert demo_threads() == []
+
+
+def test_stop_closes_clients_with_1001(server):
+    with connect(server.ws_url) as ws:
+        ws.recv(timeout=3)
+        server.stop()
+        with pytest.raises(ConnectionClosedOK):
+            while True:
+                ws.recv(timeout=3)
+        assert ws.protocol.close_rcvd.code == CloseCode.GOING_AWAY
+
+
+def test_restart_keeps_the_record():
+    server = ServerThread()
+    with server, connect(server.ws_url) as ws:
+        ws.send('{"event":"client_data","data":"a"}')
+        assert server.received.wait_for(1, timeout=3)
+    with server:
+        assert server.received.text() == "a"
+
+
+def test_port_in_use_raises_a_clear_error_in_the_caller(server):
+    with pytest.raises(ServerStartError, match=f"port {server.port} .* already in use"):
+        ServerThread(port=server.port).start()
+    assert demo_threads() == ["demo-server"]
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid", "256.1.1.1", "192.0.2.1"])
+def test_bad_host_raises_a_clear_error(host):
+    with pytest.raises(ServerStartError, match=f"cannot listen on host '{host}'"):
+        ServerThread(host=host).start()
+    assert demo_threads() == []
+
+
+@pytest.mark.parametrize("port", [-1, 65536, "8001", 1.5, None, True])
+def test_bad_port_is_refused_before_any_thread_starts(port):
+    with pytest.raises(ValueError, match="port must be an integer"):
+        ServerThread(port=port).start()
+    assert demo_threads() == []
+
+
+def test_unknown_option_is_a_type_error():
+    with pytest.raises(TypeError):
+        ServerThread(colour="blue").start()
+
+
+def test_50_start_stop_cycles_leave_nothing_behind():
+    # Warm up once: first use imports modules and creates lazily-made objects.
+    with ServerThread() as server, connect(server.ws_url) as ws:
+        ws.recv(timeout=3)
+    gc.collect()
+    threads, fds = threading.active_count(), open_fds()
+    for _ in range(50):
+        with ServerThread() as server, connect(server.ws_url) as ws:
+            ws.send('{"event":"client_data","data":"x"}')
+            assert server.received.wait_for(1, timeout=3)
+    gc.collect()
+    assert threading.active_count() == threads
+    assert open_fds() == fds
+    assert demo_threads() == []
+
+
+def test_the_port_is_free_again_after_stop():
+    with ServerThread() as server:
+        port = server.port
+    with ServerThread(port=port) as again:
+        assert again.port == port
+
+
+# -- ClientThread --------------------------------------------------------------------------
+
+def test_client_thread_receives_sends_and_calls_back(server):
+    calls = []
+    with ClientThread(server.ws_url) as client:
+        unsubscribe = client.on("second", calls.append)
+        tick = client.next("second", timeout=3)
+        assert tick["second"] == tick["epoch"] % 60
+        client.send("client_data", "from a thread")
+        assert server.received.wait_for(1, timeout=3)
+        client.send_raw("oops")
+        assert "not JSON" in client.next("error", timeout=3)["message"]
+        client.next("second", timeout=3)
+        unsubscribe()
+    assert server.received.text() == "from a thread"
+    assert calls and all("second" in c for c in calls)
+    assert client.close_code == CloseCode.NORMAL_CLOSURE
+    assert demo_threads() == ["demo-server"]
+
+
+def test_a_failing_callback_does_not_stop_the_client(server):
+    def boom(_):
+        raise RuntimeError("student bug")
+
+    with ClientThread(server.ws_url) as client:
+        client.on("second", boom)
+        client.next("second", timeout=3)
+        assert client.next("second", timeout=3)
+        assert client.running
+
+
+def test_client_next_raises_when_the_server_goes_away():
+    server = ServerThread().start()
+    client = ClientThread(server.ws_url).start()
+    client.clear()
+    server.stop()
+    with pytest.raises(ConnectionError, match="closed.*1001"):
+        client.next("second", timeout=3)
+    client.stop()
+    assert demo_threads() == []
+
+
+def test_client_next_times_out_clearly(server):
+    with ClientThread(server.ws_url) as client, pytest.raises(TimeoutError, match="'error'"):
+        client.next("error", timeout=0.2)
+
+
+def test_client_connect_failure_is_a_connection_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connection refused
+        with pytest.raises(ConnectionError, match=f"cannot connect to ws://127.0.0.1:{port}"):
+            ClientThread(f"ws://127.0.0.1:{port}/ws").start()
+    assert demo_threads() == []
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/ws", "127.0.0.1:8001", None])
+def test_client_refuses_a_non_websocket_url(url):
+    with pytest.raises(ValueError, match="ws://"):
+        ClientThread(url)
+
+
+def test_send_before_start_is_a_clear_error():
+    with pytest.raises(ConnectionError, match="not connected"):
+        ClientThread("ws://127.0.0.1:1/ws").send("client_data", "x")
+
+
+def test_client_sends_only_known_events(server):
+    with ClientThread(server.ws_url) as client, pytest.raises(ValueError):
+        client.send("shout", "x")
+
+
+def test_client_threads_from_many_threads_at_once(server):
+    with ClientThread(server.ws_url) as client:
+        senders = [threading.Thread(target=lambda i=i: [client.send("client_data", f"{i}")
+                                                       for _ in range(20)]) for i in range(5)]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join()
+        assert server.received.wait_for(100, timeout=5)
+    assert sorted(server.received.text()) == sorted("01234" * 20)
