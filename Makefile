@@ -38,7 +38,9 @@ test: $(VENV)/.installed-test browser
 
 # Re-execute every notebook in place so its stored outputs match the package.
 notebooks: $(VENV)/.installed-test
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace notebooks/[0-9]*.ipynb
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.store_widget_state=False \
+	  notebooks/[0-9]*.ipynb
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -61,6 +61,7 @@ def lab(tmp_path_factory):
          "--ServerApp.ip=127.0.0.1", "--LabApp.extension_manager=readonly",
          f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
          "--IdentityProvider.token=", "--ServerApp.password=",
+         "--ServerApp.disable_check_xsrf=True",
          f"--ServerApp.root_dir={NOTEBOOKS}", f"--LabApp.user_settings_dir={settings}",
          f"--LabApp.workspaces_dir={tmp_path_factory.mktemp('lab-workspaces')}"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"},
@@ -146,7 +147,8 @@ def test_run_all_in_jupyterlab(lab, browser, name):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     try:
-        page.goto(f"{lab}/lab/tree/{name}")
+        # A workspace of its own, reset: only this notebook is open in the page.
+        page.goto(f"{lab}/lab/workspaces/{notebook.stem}/tree/{name}?reset")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         wait_for_kernel(lab, name)
         # Run everything above the last cell, look at the live widgets while they live,
@@ -158,16 +160,30 @@ def test_run_all_in_jupyterlab(lab, browser, name):
         assert errors_shown(page, cells) == []
         assert all(re.search(r"\[\d+\]", p) for p in prompts[:-1]), prompts
         check_live_widgets(page)
+        last.locator(".jp-InputArea-prompt").click()  # typing selected another cell
         run_menu(page, "notebook:run-cell")
-        wait_until_executed(page, len(cells))
+        prompts = wait_until_executed(page, len(cells))
         assert errors_shown(page, cells) == []
+        assert execution_count(prompts[-1]) > max(map(execution_count, prompts[:-1]))
         assert LAST_CELL_SAYS in last.locator(".jp-OutputArea").inner_text()
     finally:
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=SHOTS / f"lab-{notebook.stem}.png", full_page=False)
         page.close()
         context.close()
+        shut_down_kernels(lab)
     assert hashlib.sha256(notebook.read_bytes()).hexdigest() == before, "the file changed"
+
+
+def execution_count(prompt: str) -> int:
+    return int(re.search(r"\[(\d+)\]", prompt).group(1))
+
+
+def shut_down_kernels(base: str) -> None:
+    for session in get_json(f"{base}/api/sessions"):
+        request = urllib.request.Request(f"{base}/api/sessions/{session['id']}",
+                                         method="DELETE")
+        urllib.request.urlopen(request, timeout=10).close()
 
 
 def check_live_widgets(page) -> None:
