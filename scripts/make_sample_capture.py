@@ -1,0 +1,178 @@
+"""Make the sample captures in demo_server/data/, shown to readers who cannot capture live.
+
+Usage: ``python scripts/make_sample_capture.py [--out-dir demo_server/data]``
+
+The packets are synthesized with scapy (Ethernet/IPv4/TCP on loopback, consistent sequence
+and acknowledgement numbers, fixed timestamps), not captured, so every run writes the same
+bytes; a test checks that the bundled files are what this script writes. Both files hold one
+connection from 127.0.0.1:50542 to the demo server on 127.0.0.1:8001, on 2025-01-01 UTC:
+
+1. the TCP handshake, then ``GET /ws`` with RFC 6455's example key
+   ``dGhlIHNhbXBsZSBub25jZQ==`` and the ``101`` answer with ``s3pPLMBiTxaQ9kYGzzhZRbK+xOo=``;
+2. ``second`` ticks for seconds 1, 2 and 3, sent by the server just after each second;
+3. ``client_data`` ``"hi"`` from the client, masked with RFC 6455's example key 37 fa 21 3d;
+4. a ping from the client (payload ``are you there?``) and the server's pong;
+5. a close 1000 ``bye`` from the client, echoed by the server, which closes TCP first.
+
+Client frames use fixed masking keys (:data:`KEYS`). In ``sample-deflate.pcap`` the same
+conversation negotiates permessage-deflate (window bits 12, context takeover); its data
+messages were compressed once with zlib 1.2.13 (level 6, memLevel 5, as websockets does)
+and are stored below as hex, so the file does not depend on the local zlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet
+from scapy.utils import wrpcap
+from websockets.datastructures import Headers
+from websockets.frames import Opcode
+from websockets.http11 import Request, Response
+from websockets.utils import accept_key
+
+from demo_server.capture import SNAPLEN
+from demo_server.dissect import Direction, unmask
+from demo_server.events import Event, encode
+
+__all__ = ["KEYS", "TcpFlow", "encode_frame", "main", "sample_packets"]
+
+DATA = Path(__file__).resolve().parent.parent / "demo_server" / "data"
+CLIENT, SERVER = ("127.0.0.1", 50542), ("127.0.0.1", 8001)
+EPOCH = 1_735_689_600  # 2025-01-01 00:00:00 UTC, second 0
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455, section 1.3
+KEYS = [bytes.fromhex(key) for key in ("37fa213d", "0badf00d", "5eed1e55")]  # client masks
+AGENT = "Python/3.11 websockets/17.4"
+TICKS = {
+    second: encode(Event.SECOND, {"second": second, "epoch": EPOCH + second,
+                                  "sent": EPOCH + second + 0.000391})
+    for second in (1, 2, 3)
+}
+HI = encode(Event.CLIENT_DATA, "hi")
+DEFLATED = {  # zlib.compressobj(wbits=-12, memLevel=5), Z_SYNC_FLUSH, 00 00 ff ff removed
+    TICKS[1]: "aa564a2d4bcd2b51b2522a4e4dcecf4b51d2514a492c4954b2aa86095819ea28a516e427670059e6"
+              "c6a6661696660640a162b02e84889e818181b1a5616d2d00",
+    TICKS[2]: "aa266ca211a6894618261ac14d0400",  # context takeover: tick 1 is the dictionary
+    TICKS[3]: "22c244634c138d314c34869b0800",
+    HI: "aa564a2d4bcd2b51b2524acec90432e253124b12957494c094955246a6522d00",
+}
+OFFER = "permessage-deflate; client_max_window_bits"  # websockets' client offer
+AGREED = "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+
+
+def encode_frame(opcode: Opcode, payload: bytes, *, fin: bool = True, rsv1: bool = False,
+                 key: bytes | None = None) -> bytes:
+    """One frame on the wire; client frames get ``key`` (fixed here, random in real life)."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    mask = 0x80 if key else 0
+    if len(payload) < 126:
+        header = bytes([first, mask | len(payload)])
+    elif len(payload) < 2**16:
+        header = bytes([first, mask | 126]) + len(payload).to_bytes(2, "big")
+    else:
+        header = bytes([first, mask | 127]) + len(payload).to_bytes(8, "big")
+    return header + key + unmask(payload, key) if key else header + payload
+
+
+class TcpFlow:
+    """The packets of one synthetic loopback TCP connection, with consistent seq/ack."""
+
+    def __init__(self, client: tuple[str, int] = CLIENT, server: tuple[str, int] = SERVER
+                 ) -> None:
+        self.ends = {Direction.C2S: (client, server), Direction.S2C: (server, client)}
+        self.next_seq = {Direction.C2S: 0x1A2B3C4D, Direction.S2C: 0x5E6F7081}
+        self.ip_id = {Direction.C2S: 0x1000, Direction.S2C: 0x8000}
+        self.packets: list[Packet] = []
+
+    def segment(self, way: Direction, at: float, flags: str = "PA", data: bytes = b"") -> Packet:
+        """Append one segment sent ``at`` (epoch seconds); advance the sequence numbers."""
+        (src, sport), (dst, dport) = self.ends[way]
+        other = Direction.S2C if way is Direction.C2S else Direction.C2S
+        pkt = (Ether(src="00:00:00:00:00:00", dst="00:00:00:00:00:00")
+               / IP(src=src, dst=dst, id=self.ip_id[way], flags="DF", ttl=64)
+               / TCP(sport=sport, dport=dport, seq=self.next_seq[way],
+                     ack=self.next_seq[other] if "A" in flags else 0, flags=flags,
+                     window=65535)
+               / data)
+        pkt.time = at
+        self.ip_id[way] += 1
+        self.next_seq[way] = (self.next_seq[way] + len(data) + ("S" in flags)
+                              + ("F" in flags)) % 2**32
+        self.packets.append(pkt)
+        return pkt
+
+    def open(self, at: float) -> None:
+        """The three-way handshake."""
+        self.segment(Direction.C2S, at, "S")
+        self.segment(Direction.S2C, at + 0.00003, "SA")
+        self.segment(Direction.C2S, at + 0.00005, "A")
+
+    def send(self, way: Direction, data: bytes, at: float, mss: int = 65_483) -> None:
+        """``data`` in segments of at most ``mss`` bytes, acknowledged by the other side."""
+        for start in range(0, len(data), mss):
+            self.segment(way, at, "PA", data[start : start + mss])
+        other = Direction.S2C if way is Direction.C2S else Direction.C2S
+        self.segment(other, at + 0.00004, "A")
+
+    def close(self, first: Direction, at: float) -> None:
+        """``first`` sends FIN, the other side answers FIN+ACK, ``first`` acknowledges."""
+        other = Direction.S2C if first is Direction.C2S else Direction.C2S
+        self.segment(first, at, "FA")
+        self.segment(other, at + 0.00008, "FA")
+        self.segment(first, at + 0.0001, "A")
+
+
+def _data_frame(text: str, deflate: bool, key: bytes | None = None) -> bytes:
+    payload = bytes.fromhex(DEFLATED[text]) if deflate else text.encode()
+    return encode_frame(Opcode.TEXT, payload, rsv1=deflate, key=key)
+
+
+def sample_packets(deflate: bool) -> list[Packet]:
+    """The sample conversation described in this module's docstring."""
+    offer = [("Sec-WebSocket-Extensions", OFFER)] if deflate else []
+    agreed = [("Sec-WebSocket-Extensions", AGREED)] if deflate else []
+    request = Request("/ws", Headers([
+        ("Host", f"{SERVER[0]}:{SERVER[1]}"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", KEY), ("Sec-WebSocket-Version", "13"),
+        *offer,
+        ("User-Agent", AGENT),
+    ]))
+    response = Response(101, "Switching Protocols", Headers([
+        ("Date", "Wed, 01 Jan 2025 00:00:00 GMT"), ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept_key(KEY)), *agreed,
+        ("Server", AGENT),
+    ]))
+    close = (1000).to_bytes(2, "big") + b"bye"
+    flow = TcpFlow()
+    t = EPOCH + 0.25
+    flow.open(t)
+    flow.send(Direction.C2S, request.serialize(), t + 0.0003)
+    flow.send(Direction.S2C, response.serialize(), t + 0.0011)
+    flow.send(Direction.S2C, _data_frame(TICKS[1], deflate), EPOCH + 1.0004)
+    flow.send(Direction.C2S, _data_frame(HI, deflate, KEYS[0]), EPOCH + 1.412)
+    flow.send(Direction.S2C, _data_frame(TICKS[2], deflate), EPOCH + 2.00035)
+    flow.send(Direction.C2S, encode_frame(Opcode.PING, b"are you there?", key=KEYS[1]),
+              EPOCH + 2.5)
+    flow.send(Direction.S2C, encode_frame(Opcode.PONG, b"are you there?"), EPOCH + 2.50012)
+    flow.send(Direction.S2C, _data_frame(TICKS[3], deflate), EPOCH + 3.00038)
+    flow.send(Direction.C2S, encode_frame(Opcode.CLOSE, close, key=KEYS[2]), EPOCH + 3.2)
+    flow.send(Direction.S2C, encode_frame(Opcode.CLOSE, close), EPOCH + 3.20015)
+    flow.close(Direction.S2C, EPOCH + 3.2003)
+    return flow.packets
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, default=DATA, help=f"default: {DATA}")
+    out_dir = parser.parse_args(argv).out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, deflate in (("sample.pcap", False), ("sample-deflate.pcap", True)):
+        wrpcap(str(out_dir / name), sample_packets(deflate), snaplen=SNAPLEN)
+        print(out_dir / name)
+
+
+if __name__ == "__main__":
+    main()
