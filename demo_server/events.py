@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Event", "Message", "EventError", "encode", "decode"]
+__all__ = ["Event", "Message", "EventError", "encode", "decode", "tick_data"]
 
 
 class Event(str, enum.Enum):
@@ -20,6 +20,7 @@ class Event(str, enum.Enum):
     SECOND = "second"  # server -> client, once per wall-clock second
     ERROR = "error"  # server -> client, names what was wrong with a message
     CLIENT_DATA = "client_data"  # client -> server, text typed in the page
+    SENSOR = "sensor"  # server -> client on /ws/sensor, each time the reading changes
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class Message:
 
 class EventError(ValueError):
     """A message that is not a valid envelope; ``str()`` is safe to send back."""
+
+
+def tick_data(epoch_second: int, sent: float) -> dict[str, Any]:
+    """The data of a ``second`` event: the second (0-59), its Unix time, and the send time."""
+    return {"second": epoch_second % 60, "epoch": epoch_second, "sent": round(sent, 6)}
 
 
 def encode(event: Event | str, data: Any) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import email.utils
 import http
+import json
+import time
 from collections.abc import Iterable
 from importlib import resources
 from urllib.parse import urlsplit
@@ -17,10 +19,16 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-__all__ = ["HELLO", "WS_PATH", "StaticFiles", "Router", "respond", "same_origin"]
+from .events import tick_data
+from .sensor import Sensor
+
+__all__ = ["HELLO", "WS_PATH", "SENSOR_WS_PATH", "StaticFiles", "Router", "respond",
+           "same_origin"]
 
 HELLO = "Hello, World."
 WS_PATH = "/ws"
+SENSOR_WS_PATH = "/ws/sensor"
+JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -65,8 +73,9 @@ def same_origin(origin: str, host_header: str | None) -> bool:
 class Router:
     """``process_request`` for :func:`websockets.asyncio.server.serve`."""
 
-    def __init__(self, allow_origins: Iterable[str] = ()) -> None:
+    def __init__(self, allow_origins: Iterable[str] = (), sensor: Sensor | None = None) -> None:
         self.static = StaticFiles()
+        self.sensor = sensor or Sensor()
         self.allow_origins = frozenset(_check_origin_syntax(o) for o in allow_origins)
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -76,10 +85,15 @@ class Router:
                                b"Method Not Allowed: only GET\n", TEXT)
             response.headers["Allow"] = "GET"
             return response
-        if path == WS_PATH:
+        if path in (WS_PATH, SENSOR_WS_PATH):
             return self._check_origin(request)
         if path == "/":
             return respond(http.HTTPStatus.OK, HELLO.encode(), TEXT)
+        if path in ("/second", "/sensor"):  # for polling: what /ws and /ws/sensor push
+            now = time.time()
+            data = (tick_data(int(now), now) if path == "/second"
+                    else {"value": self.sensor.value_at(now), "t": round(now, 6)})
+            return respond(http.HTTPStatus.OK, json.dumps(data).encode(), JSON, "no-store")
         if path in self.static.files:
             body, content_type = self.static.files[path]
             return respond(http.HTTPStatus.OK, body, content_type)

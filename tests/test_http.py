@@ -1,5 +1,7 @@
 """The plain HTTP side of the port: hello, static files, and nothing else, in any spelling."""
 
+import json
+import time
 from importlib import resources
 
 import pytest
@@ -8,6 +10,7 @@ from websockets.sync.client import connect
 
 from demo_server import ServerThread
 from demo_server.routes import Router
+from demo_server.sensor import Sensor
 
 from .conftest import http_get, http_raw
 
@@ -45,7 +48,7 @@ TRAVERSALS = [
     "/\\..\\server.py", "/..%5cserver.py", "/%00", "/socket.html%00.txt", "/./socket.html",
     "/socket.html/", "/SOCKET.HTML", "/%2fetc%2fpasswd", "/....//server.py",
     "/" + "../" * 300 + "etc/passwd", "/" + "a" * 4000, "/__init__.py", "/static",
-    "/favicon.ico", "/client.js/..",
+    "/favicon.ico", "/client.js/..", "/second/", "/sensor/x", "/ws/", "/ws/sensor/",
 ]
 
 
@@ -116,3 +119,23 @@ def test_allow_origin_lets_a_listed_site_in():
 def test_malformed_allow_origin_is_refused_up_front(bad):
     with pytest.raises(ValueError, match="an origin looks like"):
         Router([bad])
+
+
+# -- polling endpoints ---------------------------------------------------------------------
+
+def test_second_can_be_polled_and_is_never_cached(server):
+    before = time.time()
+    status, headers, body = http_get(server.port, "/second")
+    data = json.loads(body)
+    assert (status, headers["content-type"], headers["cache-control"]) == (
+        200, "application/json", "no-store")
+    assert set(data) == {"second", "epoch", "sent"}
+    assert data["second"] == data["epoch"] % 60
+    assert int(before) <= data["epoch"] <= data["sent"] <= time.time()
+
+
+def test_sensor_can_be_polled_and_matches_the_signal(server):
+    status, headers, body = http_get(server.port, "/sensor")
+    data = json.loads(body)
+    assert (status, headers["cache-control"]) == (200, "no-store")
+    assert data["value"] == Sensor().value_at(data["t"])
