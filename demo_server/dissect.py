@@ -62,6 +62,7 @@ __all__ = [
     "Segment",
     "Stream",
     "accept_key",
+    "conversations",
     "dissect",
     "main",
     "parse_header",
@@ -104,6 +105,7 @@ class Segment:
     ack: int  # next offset expected from the other direction (0 without ACK)
     data: bytes
     missing: int = 0  # payload bytes the IP header announces but the capture lacks
+    wire_length: int = 0  # the IP packet's length: IP and TCP headers plus payload
 
 
 @dataclass
@@ -201,8 +203,9 @@ def _relative(port: int, rows: list[tuple[int, float, IP | IPv6, TCP]]) -> list[
         announced = (ip.len - 4 * ip.ihl if isinstance(ip, IP) else ip.plen) - 4 * tcp.dataofs
         seq = _offset(tcp.seq + ("S" in tcp.flags), starts[way])
         ack = _offset(tcp.ack, starts[other]) if "A" in tcp.flags and other in starts else 0
+        wire_length = ip.len if isinstance(ip, IP) else ip.plen + 40
         segments.append(Segment(index, when, way, str(tcp.flags), seq, ack, data,
-                                max(0, announced - len(data))))
+                                max(0, announced - len(data)), wire_length))
     return segments
 
 
@@ -781,16 +784,24 @@ def dissect(source: str | os.PathLike[str] | Iterable[Packet], port: int, *,
     (or the one from ``client_port``). Raises :class:`DissectError` when nothing can be
     dissected; anything else that goes wrong is in the result's ``warnings``.
     """
-    connections = _segments(_read(source), port)
+    found = conversations(source, port)
     if client_port is not None:
-        connections = {key: c for key, c in connections.items() if key[0][1] == client_port}
-    if not connections:
+        found = [conv for conv in found if conv.client[1] == client_port]
+    if not found:
         which = f" from client port {client_port}" if client_port is not None else ""
         raise DissectError(f"no TCP packets to or from port {port}{which}")
-    conversations = [_dissect_connection(client, server, segments)
-                     for (client, server), segments in connections.items()]
-    return next((conv for conv in conversations if conv.handshake and conv.handshake.upgraded),
-                conversations[0])
+    return next((conv for conv in found if conv.handshake and conv.handshake.upgraded), found[0])
+
+
+def conversations(source: str | os.PathLike[str] | Iterable[Packet], port: int
+                  ) -> list[Conversation]:
+    """Every TCP connection to ``port`` in the capture, dissected, in order of first packet.
+
+    Connections that never upgrade (plain HTTP requests) keep their reassembled
+    ``streams`` and, when it parses, their request and response in ``handshake``.
+    """
+    return [_dissect_connection(client, server, segments)
+            for (client, server), segments in _segments(_read(source), port).items()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import itertools
 import logging
 import socket
@@ -26,16 +27,24 @@ from dataclasses import dataclass
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from .events import Event, EventError, decode, encode
 from .record import ReceivedLog
-from .routes import WS_PATH, Router
+from .routes import SENSOR_WS_PATH, WS_PATH, Router
+from .sensor import Sensor
 
 __all__ = ["RateLimit", "DemoServer", "ServerStartError", "tick_message"]
 
 logger = logging.getLogger("demo_server")
+frame_logger = logging.getLogger("demo_server.websockets")  # websockets' own log, -v: frames
 
 CLIENT_EVENTS = frozenset({Event.CLIENT_DATA})
+# Messages already queued come out of ``async for`` without a pause: after this many in a
+# row (about a millisecond of work), a handler lets the ticker and other clients run.
+YIELD_EVERY = 64
+WAKE_EARLY = 0.002  # seconds before a tick's boundary the ticker's timer is set for
 
 
 class ServerStartError(RuntimeError):
@@ -89,6 +98,9 @@ class DemoServer:
     ``port=0`` picks a free port (read it back from :attr:`port`). ``compression=True``
     negotiates permessage-deflate. ``allow_origins`` lists browser origins allowed to open
     ``/ws`` besides the server's own. ``rate_limit=None`` turns rate limiting off.
+    ``gc_after_tick=True`` moves the garbage collector's long pauses to just after a tick,
+    for the whole process (see :meth:`_collect_garbage`); the ``demo-server`` command,
+    which owns its process, turns it on.
     """
 
     def __init__(
@@ -101,6 +113,8 @@ class DemoServer:
         max_size: int = 64 * 1024,
         rate_limit: RateLimit | None = RateLimit(),
         received: ReceivedLog | None = None,
+        gc_after_tick: bool = False,
+        sensor: Sensor | None = None,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
@@ -113,13 +127,17 @@ class DemoServer:
         self.compression = compression
         self.max_size = max_size
         self.rate_limit = rate_limit
-        self.router = Router(allow_origins)
+        self.sensor = sensor if sensor is not None else Sensor()
+        self.router = Router(allow_origins, self.sensor)
         self.received = received if received is not None else ReceivedLog()
+        self.gc_after_tick = gc_after_tick
+        self._connections_changed = 0  # opened or closed since the last full collection
         self.clients: set[ServerConnection] = set()
+        self.sensor_clients: set[ServerConnection] = set()  # on /ws/sensor
         self.last_tick: int | None = None  # epoch second of the last tick sent
         self._ids = itertools.count(1)
         self._server: Server | None = None
-        self._ticker: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []  # the ticker and the sensor's pusher
 
     @property
     def port(self) -> int:
@@ -141,6 +159,11 @@ class DemoServer:
     def page_url(self) -> str:
         return self.url + "socket.html"
 
+    @property
+    def sensor_url(self) -> str:
+        """``ws://host:port/ws/sensor``: pushes each change of the sensor's reading."""
+        return "ws" + self.url[4:] + SENSOR_WS_PATH.lstrip("/")
+
     async def __aenter__(self) -> DemoServer:
         try:
             self._server = await serve(
@@ -150,11 +173,14 @@ class DemoServer:
                 process_request=self.router,
                 compression="deflate" if self.compression else None,
                 max_size=self.max_size,
-                logger=logging.getLogger("demo_server.websockets"),
+                logger=frame_logger,
             )
         except (OSError, OverflowError, TypeError, ValueError) as exc:
             raise ServerStartError(_explain(exc, self.host, self.requested_port)) from exc
-        self._ticker = asyncio.create_task(self._tick_forever(), name="demo_server ticker")
+        self._tasks = [
+            asyncio.create_task(self._tick_forever(), name="demo_server ticker"),
+            asyncio.create_task(self._push_sensor_forever(), name="demo_server sensor"),
+        ]
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -162,10 +188,10 @@ class DemoServer:
 
     async def aclose(self) -> None:
         """Close every client with 1001 (going away), stop the ticker and the listener."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            await asyncio.gather(self._ticker, return_exceptions=True)
-            self._ticker = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -174,28 +200,107 @@ class DemoServer:
         """Broadcast one ``second`` event just after each wall-clock second boundary.
 
         Each tick names the second it was sent in, so a tick is never sent twice; after a
-        stall the ticker sends only the current second, never a burst of stale ones.
+        stall the ticker sends only the current second, never a burst of stale ones. If
+        sending (or collecting garbage) ran past a boundary, that second's tick goes out
+        at once, late, rather than not at all.
         """
+        loop = asyncio.get_running_loop()
         while True:
             now = time.time()
-            await asyncio.sleep(int(now) + 1 - now)
+            if self.last_tick is not None and int(now) > self.last_tick:
+                await asyncio.sleep(0)  # late: no tick for this second yet, send it now
+            else:
+                # Timers fire up to a couple of milliseconds late (the selector rounds up
+                # to whole milliseconds): wake early, then yield until the boundary.
+                boundary = loop.time() + int(now) + 1 - now
+                await asyncio.sleep(max(0.0, boundary - loop.time() - WAKE_EARLY))
+                while loop.time() < boundary:
+                    await asyncio.sleep(0)
             second = int(time.time())
             if self.last_tick is not None and second <= self.last_tick:
-                continue  # woke a hair early: sleep to the boundary again
+                continue  # the wall clock was stepped back: wait for a new second
             self.last_tick = second
-            broadcast(self.clients, tick_message(second))
+            self._send_tick(tick_message(second))
+            if self.gc_after_tick:
+                self._collect_garbage()
+
+    def _send_tick(self, message: str) -> None:
+        """Send one tick to every open connection.
+
+        Server frames are not masked, so with compression off a tick is the same bytes for
+        every client: serialize the frame once and write those bytes to each connection,
+        which is what :func:`broadcast` does per connection, minus building the frame again
+        each time. With compression on (each connection has its own deflate state) or with
+        frames logged (``-v``), :func:`broadcast` does it, one frame per connection.
+        """
+        if self.compression or frame_logger.isEnabledFor(logging.DEBUG):
+            broadcast(self.clients, message)
+            return
+        frame = Frame(Opcode.TEXT, message.encode()).serialize(mask=False)
+        for connection in self.clients:
+            # Like broadcast(): skip connections closing, or in the middle of a fragmented
+            # message; tests/test_websocket.py checks the attributes this relies on.
+            if connection.state is not State.OPEN or connection.send_in_progress is not None:
+                continue
+            try:
+                connection.transport.write(frame)
+            except Exception as exc:  # like broadcast(): one bad connection stops no one
+                connection.logger.warning("skipped tick: %s", exc)
+
+    def _collect_garbage(self) -> None:
+        """Run full garbage collections just after a tick, not across a tick's time.
+
+        A full collection walks every live object: with thousands of connections it stops
+        the server for hundreds of milliseconds, at a moment CPython chooses, often on a
+        tick's boundary. Here, once the set of connections has changed by a quarter since
+        the last full collection (about the growth at which CPython would run one), it
+        runs right after a tick, and what survives is frozen (``gc.freeze``): automatic
+        collections then walk only what is newer, a fraction of the objects.
+        """
+        if self._connections_changed > max(len(self.clients), 100) / 4:  # 25 at least
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            self._connections_changed = 0
+
+    async def _push_sensor_forever(self) -> None:
+        """Broadcast a ``sensor`` event to ``/ws/sensor`` at each change of the reading."""
+        for when, value in self.sensor.changes(time.time()):
+            await asyncio.sleep(max(0.0, when - time.time()))
+            broadcast(self.sensor_clients, _sensor_message(value, when))
+
+    async def _stream_sensor(self, connection: ServerConnection) -> None:
+        """``/ws/sensor``: the reading now, then every change; the client has nothing to say."""
+        self.sensor_clients.add(connection)
+        try:
+            now = time.time()
+            await connection.send(_sensor_message(self.sensor.value_at(now), now))
+            async for _ in connection:
+                await connection.send(encode(Event.ERROR, {
+                    "message": f"{SENSOR_WS_PATH} only pushes readings: send nothing"}))
+        except ConnectionClosed:
+            pass
+        finally:
+            self.sensor_clients.discard(connection)
 
     async def _handle(self, connection: ServerConnection) -> None:
+        if connection.request.path.partition("?")[0] == SENSOR_WS_PATH:
+            return await self._stream_sensor(connection)
         client = next(self._ids)
         host, port = connection.remote_address[:2]
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         bucket = _TokenBucket(self.rate_limit) if self.rate_limit else None
         logger.info("client %d connected from %s", client, address)
         self.clients.add(connection)
+        self._connections_changed += 1
+        handled = 0
         try:
             async for raw in connection:
                 if bucket is not None:
                     await bucket.take()
+                handled += 1
+                if handled % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
                 try:
                     message = decode(raw, expect=CLIENT_EVENTS)
                 except EventError as exc:
@@ -207,7 +312,14 @@ class DemoServer:
             pass  # the close code is logged below; nothing else to clean up
         finally:
             self.clients.discard(connection)
+            self._connections_changed += 1
             logger.info("client %d (%s) left: %s", client, address, _close_text(connection))
+
+
+def _sensor_message(value: float, when: float) -> str:
+    """A ``sensor`` event: the reading, when it took that value, and when it is sent."""
+    return encode(Event.SENSOR, {"value": value, "t": round(when, 6),
+                                 "sent": round(time.time(), 6)})
 
 
 def _close_text(connection: ServerConnection) -> str:

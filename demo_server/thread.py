@@ -138,6 +138,11 @@ class ServerThread:
         return self._live.page_url
 
     @property
+    def sensor_url(self) -> str:
+        """``ws://host:port/ws/sensor``, the sensor's push stream."""
+        return self._live.sensor_url
+
+    @property
     def clients(self) -> int:
         """How many WebSocket clients are connected now."""
         return len(self.server.clients) if self.running and self.server else 0

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
+from demo_server import RateLimit
+from demo_server.cli import parse_args
+
 from .conftest import http_get
 
 
@@ -67,12 +70,24 @@ def test_cli_port_in_use_is_one_clear_line_and_exit_2():
     (["--port", "70000"], "port must be an integer from 0 to 65535"),
     (["--allow-origin", "teacher.local"], "an origin looks like http://host:port"),
     (["--host", "no-such-host.invalid"], "cannot listen on host"),
+    (["--rate-limit", "0,10"], "expected RATE[,BURST]"),
+    (["--rate-limit", "fast"], "expected RATE[,BURST]"),
 ])
 def test_cli_bad_arguments_exit_2_with_a_reason(args, message):
     result = subprocess.run([sys.executable, "-m", "demo_server", *args],
                             capture_output=True, text=True, timeout=10)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(("value", "limit"), [
+    (None, RateLimit()),
+    ("off", None),
+    ("20", RateLimit(20, RateLimit.burst)),
+    ("20,5", RateLimit(20, 5)),
+])
+def test_cli_rate_limit_option(value, limit):
+    assert parse_args([] if value is None else ["--rate-limit", value]).rate_limit == limit
 
 
 def test_console_script_is_installed():

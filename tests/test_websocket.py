@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
 import json
 import logging
+import socket
 import time
 
 import pytest
 from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosedError
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.sync.client import connect
 
-from demo_server import RateLimit, ServerThread
+from demo_server import DemoServer, RateLimit, ServerThread
 
 # A tick is sent right after its second starts; on a loaded 2-core machine it may be late,
 # but a ticker that drifts or starts at a random phase lands anywhere in the second.
@@ -56,6 +59,42 @@ def test_every_client_gets_the_same_second_at_the_same_time(server):
     assert tick_a == tick_b  # one broadcast, same bytes, same "sent" stamp
 
 
+def test_a_tick_on_the_wire_is_exactly_the_frame_websockets_would_send(server):
+    # The ticker serializes a tick once and writes the bytes to each connection's transport.
+    # A websockets release that changes what a frame is, or the connection attributes the
+    # ticker reads (state, send_in_progress, transport), must fail here, not on the wire.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as sock:
+        sock.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(4096)
+        head, _, data = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        deadline = time.monotonic() + 3
+        while server.clients < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (connection,) = server.server.clients
+        assert connection.send_in_progress is None
+        assert callable(connection.transport.write)
+        while len(data) < 2 or len(data) < 2 + (data[1] & 0x7F):
+            data += sock.recv(4096)
+    assert data[1] & 0x7F < 126, "a tick fits the short length form"
+    frame = data[:2 + (data[1] & 0x7F)]
+    payload = frame[2:]
+    assert json.loads(payload)["event"] == "second"
+    assert frame == Frame(Opcode.TEXT, payload).serialize(mask=False)  # FIN, TEXT, no mask
+
+
+def test_with_frames_logged_ticks_are_logged_too(server, caplog):
+    caplog.set_level(logging.DEBUG, logger="demo_server.websockets")  # what -v does
+    with connect(server.ws_url) as ws:
+        next_event(ws, "second")
+    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("> TEXT")]
+    assert any('"event":"second"' in line for line in sent)
+
+
 async def _collect(url: str, clients: int, seconds: float) -> list[list[int]]:
     connections = [await aconnect(url) for _ in range(clients)]
     seen: list[list[int]] = [[] for _ in connections]
@@ -94,6 +133,42 @@ def test_after_a_stall_there_is_no_burst_of_stale_ticks(server):
     assert ticks[0]["epoch"] >= int(stalled_at + 2.5) - 1
     assert all(0 <= t["sent"] - t["epoch"] < 1 for t in ticks)
     assert epochs[2] - epochs[1] == 1
+
+
+def test_a_tick_that_runs_past_the_next_boundary_is_followed_at_once(monkeypatch):
+    # E.g. a long garbage collection right after a tick: the next second is sent late,
+    # not skipped.
+    send = DemoServer._send_tick
+    stalled = []
+
+    def send_then_stall_once(self, message):
+        send(self, message)
+        if self.clients and not stalled:
+            stalled.append(json.loads(message)["data"]["epoch"])
+            time.sleep(1.3)
+
+    monkeypatch.setattr(DemoServer, "_send_tick", send_then_stall_once)
+    with ServerThread() as server, connect(server.ws_url) as ws:
+        ticks = [next_event(ws, "second", timeout=4) for _ in range(3)]
+    epochs = [t["epoch"] for t in ticks]
+    assert epochs == list(range(stalled[0], stalled[0] + 3))
+    assert ticks[1]["sent"] - ticks[1]["epoch"] >= 0.2  # late, but sent
+
+
+def test_gc_after_tick_collects_and_freezes_just_after_a_tick():
+    gc.unfreeze()
+    try:
+        with ServerThread(gc_after_tick=True) as server:
+            for _ in range(15):  # 30 connections opened or closed: more than a quarter of 100
+                with connect(server.ws_url):
+                    pass
+            with connect(server.ws_url) as ws:
+                first = next_event(ws, "second")  # sent after those 30: collects after it
+                second = next_event(ws, "second")
+            assert second["epoch"] == first["epoch"] + 1
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # leave the test process's collector as it was
 
 
 # -- client_data ---------------------------------------------------------------------------
@@ -227,3 +302,36 @@ def test_compression_on_negotiates_permessage_deflate():
     with ServerThread(compression=True) as server, connect(server.ws_url) as ws:
         assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
         assert next_event(ws, "second")["second"] in range(60)
+
+
+# -- /ws/sensor ----------------------------------------------------------------------------
+
+def test_the_sensor_stream_pushes_every_change_as_it_happens(server):
+    sensor = server.server.sensor
+    with connect(server.sensor_url) as ws:
+        first = next_event(ws, "sensor")
+        assert first["value"] == sensor.value_at(first["t"])
+        changes = []
+        for _ in range(4):  # two spikes: up, down, up, down (one spike per 2 s period)
+            changes.append((next_event(ws, "sensor", timeout=5), time.time()))
+    truth = dict(itertools.islice(sensor.changes(first["t"]), 4))
+    assert [c["t"] for c, _ in changes] == pytest.approx(list(truth), abs=1e-6)
+    assert [c["value"] for c, _ in changes] == list(truth.values())
+    for change, arrived in changes:
+        assert 0 <= arrived - change["t"] < ON_TIME
+
+
+def test_the_sensor_stream_answers_chatter_with_an_error(server):
+    with connect(server.sensor_url) as ws:
+        next_event(ws, "sensor")
+        ws.send('{"event":"client_data","data":"x"}')
+        assert "only pushes readings" in next_event(ws, "error")["message"]
+    assert server.received.total == 0
+
+
+def test_sensor_listeners_get_no_ticks_and_tick_listeners_no_readings(server):
+    with connect(server.sensor_url) as sensor_ws, connect(server.ws_url) as tick_ws:
+        events = {recv_json(sensor_ws, 5)["event"] for _ in range(2)}
+        events_ticks = {recv_json(tick_ws, 3)["event"] for _ in range(2)}
+    assert events == {"sensor"}
+    assert events_ticks == {"second"}
