@@ -45,8 +45,9 @@ notebooks: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/fanout.py
+	$(BIN)/python benchmarks/flood.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info test-artifacts
