@@ -164,9 +164,14 @@ def _layers(pkt: Packet) -> tuple[IP | IPv6, TCP] | None:
     return ip, tcp
 
 
-def _segments(packets: list[Packet], port: int) -> dict[tuple[Address, Address], list[Segment]]:
-    """TCP segments to or from ``port``, per connection: {(client, server): segments}."""
-    rows: dict[tuple[Address, Address], list[tuple[int, float, IP | IPv6, TCP]]] = {}
+def _segments(packets: list[Packet], port: int) -> list[tuple[Address, Address, list[Segment]]]:
+    """TCP segments to or from ``port``, per connection: ``(client, server, segments)``.
+
+    A client's SYN on addresses already seen starts a new connection: a client that opens a
+    connection per request reuses ports within seconds on loopback.
+    """
+    groups: list[tuple[Address, Address, list[tuple[int, float, IP | IPv6, TCP]]]] = []
+    current: dict[tuple[Address, Address], list[tuple[int, float, IP | IPv6, TCP]]] = {}
     for index, pkt in enumerate(packets):
         layers = _layers(pkt)
         if layers is None:
@@ -178,8 +183,12 @@ def _segments(packets: list[Packet], port: int) -> dict[tuple[Address, Address],
             key = ((ip.dst, tcp.dport), (ip.src, tcp.sport))
         else:
             continue
-        rows.setdefault(key, []).append((index, float(pkt.time), ip, tcp))
-    return {key: _relative(port, connection) for key, connection in rows.items()}
+        reopened = tcp.dport == port and tcp.flags.S and not tcp.flags.A
+        if key not in current or (reopened and current[key]):
+            current[key] = []
+            groups.append((*key, current[key]))
+        current[key].append((index, float(pkt.time), ip, tcp))
+    return [(client, server, _relative(port, rows)) for client, server, rows in groups]
 
 
 def _relative(port: int, rows: list[tuple[int, float, IP | IPv6, TCP]]) -> list[Segment]:
@@ -801,7 +810,7 @@ def conversations(source: str | os.PathLike[str] | Iterable[Packet], port: int
     ``streams`` and, when it parses, their request and response in ``handshake``.
     """
     return [_dissect_connection(client, server, segments)
-            for (client, server), segments in _segments(_read(source), port).items()]
+            for client, server, segments in _segments(_read(source), port)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,152 @@
+"""demo_server.polling against the real server: real HTTP polls, a real WebSocket, a live capture.
+
+A fast sensor (a 50 ms spike every 0.5 s) gives six spikes in a 3 s run, so "1 Hz polling
+misses most of them" holds by a wide margin: each poll catches a given spike with
+probability 1/20, and catching four of six is about 1 in 100,000.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from scapy.layers.inet import IP, TCP
+
+from demo_server import ServerThread
+from demo_server.capture import capture
+from demo_server.dissect import Direction, conversations
+from demo_server.polling import Reading, judge, listen, poll, traffic
+from demo_server.sensor import Sensor
+
+FAST = Sensor(width=0.05, period=0.5, seed=7)
+SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def fast_server():
+    with ServerThread(port=0, sensor=FAST) as running:
+        yield running
+
+
+def sensor_http(server: ServerThread) -> str:
+    return server.url.rstrip("/") + "/sensor"
+
+
+def timed(client):
+    start = time.time()
+    readings = client()
+    return readings, start, time.time()
+
+
+def test_push_sees_every_spike_promptly(fast_server):
+    fractions = []
+    readings, start, end = timed(lambda: listen(fast_server.sensor_url, SECONDS,
+                                                fractions.append))
+    outcome = judge("push", readings, FAST, start, end)
+    assert len(outcome.spikes) >= 5
+    assert outcome.missed == []
+    assert max(outcome.latencies) < 0.1
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == pytest.approx(1.0)
+    # every change is pushed: the peak and the return to base, for each spike
+    assert sum(r.value == FAST.peak for r in readings) >= len(outcome.spikes)
+
+
+def test_slow_polling_misses_most_spikes(fast_server):
+    fractions = []
+    readings, start, end = timed(lambda: poll(sensor_http(fast_server), 1, SECONDS,
+                                              fractions.append))
+    assert end - start >= SECONDS - 0.01  # it watches for the whole time
+    assert len(readings) == 3  # one request per second, on schedule
+    outcome = judge("1 Hz", readings, FAST, start, end)
+    assert len(outcome.spikes) >= 5
+    assert len(outcome.missed) > len(outcome.spikes) / 2
+    assert fractions == pytest.approx([1 / 3, 2 / 3, 1])
+
+
+def test_fast_polling_readings_carry_the_server_value(fast_server):
+    readings, start, end = timed(lambda: poll(sensor_http(fast_server), 20, 1.0))
+    assert 15 <= len(readings) <= 20
+    for reading in readings:
+        assert start <= reading.t <= reading.seen <= end
+        assert reading.value == FAST.value_at(reading.t)
+
+
+def test_traffic_adds_up(fast_server):
+    with capture(fast_server.port) as polled:
+        polls = len(poll(sensor_http(fast_server), 20, 2.0))
+    with capture(fast_server.port) as pushed:
+        listen(fast_server.sensor_url, 1.0)
+    for cap, opened in ((polled, polls), (pushed, 1)):
+        convs = conversations(cap.packets, cap.port)
+        seen = traffic(convs)
+        assert seen.connections == len(convs) == opened
+        segments = [s for conv in convs for s in conv.segments]
+        assert sum(seen.packets.values()) == len(segments) == len(seen.times)
+        assert seen.total == sum(s.wire_length for s in segments) == sum(seen.sizes)
+        assert seen.times == sorted(seen.times)
+        for way in Direction:
+            tcp_payload = sum(len(s.data) for s in segments if s.direction is way)
+            assert seen.header_bytes[way] + seen.payload_bytes[way] == tcp_payload
+            # every packet has at least 40 bytes of IP and TCP headers around its payload
+            assert seen.wire_bytes[way] >= tcp_payload + 40 * seen.packets[way]
+        # a TCP open is 3 packets, a close at least 3: for each connection
+        assert seen.open_close_packets >= 6 * opened
+    polled_traffic = traffic(conversations(polled.packets, polled.port))
+    assert polled_traffic.payload_bytes[Direction.C2S] == 0  # a GET has no body
+    assert polled_traffic.header_bytes[Direction.C2S] > 0
+
+
+def test_a_reused_client_port_is_a_new_connection():
+    def packet(sport, dport, flags, seq, ack=0, data=b"", at=0.0):
+        pkt = IP(src="127.0.0.1", dst="127.0.0.1") / TCP(sport=sport, dport=dport,
+                                                          flags=flags, seq=seq, ack=ack) / data
+        pkt = IP(bytes(pkt))
+        pkt.time = at
+        return pkt
+
+    def exchange(client_seq, at):
+        c, s = client_seq, 5000 + client_seq
+        return [packet(40000, 8001, "S", c, at=at), packet(8001, 40000, "SA", s, c + 1, at=at),
+                packet(40000, 8001, "A", c + 1, s + 1, at=at),
+                packet(40000, 8001, "PA", c + 1, s + 1, b"GET / HTTP/1.1\r\n\r\n", at=at),
+                packet(8001, 40000, "FA", s + 1, c + 19, at=at),
+                packet(40000, 8001, "FA", c + 19, s + 2, at=at),
+                packet(8001, 40000, "A", s + 2, c + 20, at=at)]
+
+    packets = exchange(1000, 1.0) + exchange(900_000, 2.0)
+    convs = conversations(packets, 8001)
+    assert len(convs) == 2
+    seen = traffic(convs)
+    assert seen.header_bytes[Direction.C2S] == 2 * 18 and seen.payload_bytes[Direction.C2S] == 0
+    assert seen.open_close_packets == 12
+
+
+def test_judge_on_made_up_readings():
+    sensor = Sensor()
+    spike = sensor.spike_in(1000)
+    start, end = spike.start - 0.5, spike.end + 0.5
+    during = Reading(seen=spike.start + 0.03, value=sensor.peak, t=spike.start + 0.01)
+    after = Reading(seen=spike.end + 0.2, value=sensor.base, t=spike.end + 0.19)
+    caught = judge("made up", [after, during], sensor, start, end)
+    assert caught.spikes == [spike] and caught.seen == [spike] and caught.missed == []
+    assert caught.latencies == [pytest.approx(0.03)]
+    assert "1/1 spikes seen" in caught.summary()
+    # the peak, but with a server time outside the spike, does not count
+    late = Reading(seen=spike.end + 0.3, value=sensor.peak, t=spike.end + 0.2)
+    missed = judge("made up", [late], sensor, start, end)
+    assert missed.missed == [spike] and missed.median_latency is None
+
+
+@pytest.mark.parametrize("call", [
+    lambda: poll("http://127.0.0.1:1/sensor", 0, 1),
+    lambda: poll("http://127.0.0.1:1/sensor", 1000, 1),
+    lambda: poll("http://127.0.0.1:1/sensor", 1, 0),
+    lambda: poll("ws://127.0.0.1:1/ws/sensor", 1, 1),
+    lambda: listen("ws://127.0.0.1:1/ws/sensor", 0),
+    lambda: listen("http://127.0.0.1:1/sensor", 1),
+    lambda: judge("x", [], Sensor(), 10.0, 10.0),
+])
+def test_bad_arguments_raise_value_error(call):
+    with pytest.raises(ValueError):
+        call()
