@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from .events import Event, EventError, decode, encode
+from .events import Event, EventError, decode, encode, tick_data
 from .record import ReceivedLog
 from .routes import SENSOR_WS_PATH, WS_PATH, Router
 from .sensor import Sensor
@@ -86,10 +86,7 @@ class _TokenBucket:
 
 def tick_message(epoch_second: int) -> str:
     """The ``second`` event for one wall-clock second, stamped with the time it is sent."""
-    return encode(
-        Event.SECOND,
-        {"second": epoch_second % 60, "epoch": epoch_second, "sent": round(time.time(), 6)},
-    )
+    return encode(Event.SECOND, tick_data(epoch_second, time.time()))
 
 
 class DemoServer:
