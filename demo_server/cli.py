@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import math
 import signal
 import sys
 
+from .routes import is_loopback
 from .server import DemoServer, RateLimit, ServerStartError
 
 __all__ = ["main", "parse_args"]
@@ -74,7 +74,7 @@ async def _serve(server: DemoServer) -> int:
               f"  browser page    {server.page_url}\n"
               f"  WebSocket       {server.ws_url}\n"
               "Press Ctrl-C to stop.", flush=True)
-        if not _is_loopback(server.host):
+        if not is_loopback(server.host):
             print("Note: other machines on your network can reach this server; browsers "
                   "on other origins are refused unless listed with --allow-origin.",
                   flush=True)
@@ -96,9 +96,3 @@ def _rate_limit(text: str) -> RateLimit | None:
             f"expected RATE[,BURST] (e.g. 50,100: rate > 0, burst >= 1) or off, got {text!r}"
         ) from None
 
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import http
+import ipaddress
 import json
 import time
 from collections.abc import Iterable
@@ -22,8 +23,8 @@ from websockets.http11 import Request, Response
 from .events import tick_data
 from .sensor import Sensor
 
-__all__ = ["HELLO", "WS_PATH", "SENSOR_WS_PATH", "StaticFiles", "Router", "respond",
-           "same_origin"]
+__all__ = ["HELLO", "WS_PATH", "SENSOR_WS_PATH", "StaticFiles", "Router", "is_loopback",
+           "respond", "same_origin"]
 
 HELLO = "Hello, World."
 WS_PATH = "/ws"
@@ -70,10 +71,25 @@ def same_origin(origin: str, host_header: str | None) -> bool:
     )
 
 
-class Router:
-    """``process_request`` for :func:`websockets.asyncio.server.serve`."""
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: only this machine can reach them."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
-    def __init__(self, allow_origins: Iterable[str] = (), sensor: Sensor | None = None) -> None:
+
+class Router:
+    """``process_request`` for :func:`websockets.asyncio.server.serve`.
+
+    ``loopback_only``: the server listens on loopback, so a browser page may open the
+    WebSocket only under a loopback name. A page on another site whose name was made to
+    resolve to 127.0.0.1 (DNS rebinding) is same-origin with itself, not with us.
+    """
+
+    def __init__(self, allow_origins: Iterable[str] = (), sensor: Sensor | None = None,
+                 loopback_only: bool = False) -> None:
+        self.loopback_only = loopback_only
         self.static = StaticFiles()
         self.sensor = sensor or Sensor()
         self.allow_origins = frozenset(_check_origin_syntax(o) for o in allow_origins)
@@ -104,7 +120,9 @@ class Router:
         origin = request.headers.get("Origin")
         if origin is None or origin.rstrip("/") in self.allow_origins:
             return None
-        if same_origin(origin, request.headers.get("Host")):
+        if same_origin(origin, request.headers.get("Host")) and (
+            not self.loopback_only or is_loopback(urlsplit(origin).hostname or "")
+        ):
             return None
         return respond(http.HTTPStatus.FORBIDDEN, f"Origin not allowed: {origin}\n".encode(), TEXT)
 

@@ -32,7 +32,7 @@ from websockets.protocol import State
 
 from .events import Event, EventError, decode, encode, tick_data
 from .record import ReceivedLog
-from .routes import SENSOR_WS_PATH, WS_PATH, Router
+from .routes import SENSOR_WS_PATH, WS_PATH, Router, is_loopback
 from .sensor import Sensor
 
 __all__ = ["RateLimit", "DemoServer", "ServerStartError", "tick_message"]
@@ -125,7 +125,7 @@ class DemoServer:
         self.max_size = max_size
         self.rate_limit = rate_limit
         self.sensor = sensor if sensor is not None else Sensor()
-        self.router = Router(allow_origins, self.sensor)
+        self.router = Router(allow_origins, self.sensor, loopback_only=is_loopback(host))
         self.received = received if received is not None else ReceivedLog()
         self.gc_after_tick = gc_after_tick
         self._connections_changed = 0  # opened or closed since the last full collection

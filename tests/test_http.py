@@ -1,6 +1,7 @@
 """The plain HTTP side of the port: hello, static files, and nothing else, in any spelling."""
 
 import json
+import socket
 import time
 from importlib import resources
 
@@ -9,7 +10,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from demo_server import ServerThread
-from demo_server.routes import Router
+from demo_server.routes import Router, is_loopback
 from demo_server.sensor import Sensor
 
 from .conftest import http_get, http_raw
@@ -113,6 +114,36 @@ def test_allow_origin_lets_a_listed_site_in():
         assert '"second"' in _open(server.ws_url, "http://teacher.local:8001")
         with pytest.raises(InvalidStatus):
             _open(server.ws_url, "http://student.local:8001")
+
+
+def _open_as(name: str, port: int, origin: str):
+    """Connect to our loopback port while the URL (so Host) names ``name``, as a browser
+    would after DNS rebinding made ``name`` resolve to 127.0.0.1."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    with connect(f"ws://{name}:{port}/ws", sock=sock, origin=origin, open_timeout=5) as ws:
+        return ws.recv(timeout=3)
+
+
+def test_a_rebound_name_is_refused_on_a_loopback_server(server):
+    name = "rebound.example"
+    with pytest.raises(InvalidStatus) as info:
+        _open_as(name, server.port, f"http://{name}:{server.port}")  # same-origin with itself
+    assert info.value.response.status_code == 403
+    assert '"second"' in _open_as("localhost", server.port, f"http://localhost:{server.port}")
+
+
+def test_allow_origin_admits_a_name_on_purpose():
+    with ServerThread(allow_origins=["http://lab.example:1"]) as server:
+        assert '"second"' in _open_as("lab.example", server.port, "http://lab.example:1")
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True),
+    ("localhost", True), ("LOCALHOST", True), ("0.0.0.0", False), ("192.0.2.1", False),
+    ("teacher.local", False), ("", False),
+])
+def test_is_loopback(host, loopback):
+    assert is_loopback(host) is loopback
 
 
 @pytest.mark.parametrize("bad", ["teacher.local", "ftp://x", "http://", "http://x/path", 5])
