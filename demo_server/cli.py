@@ -10,7 +10,7 @@ import signal
 import sys
 
 from .routes import is_loopback
-from .server import DemoServer, RateLimit, ServerStartError
+from .server import DemoServer, RateLimit, ServerStartError, frame_logger
 
 __all__ = ["main", "parse_args"]
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     if not args.verbose:
-        logging.getLogger("demo_server.websockets").setLevel(logging.WARNING)
+        frame_logger.setLevel(logging.WARNING)
     try:
         server = DemoServer(args.host, args.port, compression=args.compression,
                             allow_origins=args.allow_origin, rate_limit=args.rate_limit,
@@ -95,4 +95,3 @@ def _rate_limit(text: str) -> RateLimit | None:
         raise argparse.ArgumentTypeError(
             f"expected RATE[,BURST] (e.g. 50,100: rate > 0, burst >= 1) or off, got {text!r}"
         ) from None
-

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Event", "Message", "EventError", "encode", "decode", "tick_data"]
+__all__ = ["Event", "Message", "EventError", "encode", "decode", "sensor_data", "tick_data"]
 
 
 class Event(str, enum.Enum):
@@ -38,6 +38,12 @@ class EventError(ValueError):
 def tick_data(epoch_second: int, sent: float) -> dict[str, Any]:
     """The data of a ``second`` event: the second (0-59), its Unix time, and the send time."""
     return {"second": epoch_second % 60, "epoch": epoch_second, "sent": round(sent, 6)}
+
+
+def sensor_data(value: float, when: float) -> dict[str, Any]:
+    """A sensor reading: its value and the time it had that value (``GET /sensor``); the
+    ``sensor`` event adds when it was sent."""
+    return {"value": value, "t": round(when, 6)}
 
 
 def encode(event: Event | str, data: Any) -> str:

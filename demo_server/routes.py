@@ -20,7 +20,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from .events import tick_data
+from .events import sensor_data, tick_data
 from .sensor import Sensor
 
 __all__ = ["HELLO", "WS_PATH", "SENSOR_WS_PATH", "StaticFiles", "Router", "is_loopback",
@@ -108,7 +108,7 @@ class Router:
         if path in ("/second", "/sensor"):  # for polling: what /ws and /ws/sensor push
             now = time.time()
             data = (tick_data(int(now), now) if path == "/second"
-                    else {"value": self.sensor.value_at(now), "t": round(now, 6)})
+                    else sensor_data(self.sensor.value_at(now), now))
             return respond(http.HTTPStatus.OK, json.dumps(data).encode(), JSON, "no-store")
         if path in self.static.files:
             body, content_type = self.static.files[path]

@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from .events import Event, EventError, decode, encode, tick_data
+from .events import Event, EventError, decode, encode, sensor_data, tick_data
 from .record import ReceivedLog
 from .routes import SENSOR_WS_PATH, WS_PATH, Router, is_loopback
 from .sensor import Sensor
@@ -150,7 +150,7 @@ class DemoServer:
 
     @property
     def ws_url(self) -> str:
-        return "ws" + self.url[4:] + WS_PATH.lstrip("/")
+        return self._ws_url(WS_PATH)
 
     @property
     def page_url(self) -> str:
@@ -159,7 +159,10 @@ class DemoServer:
     @property
     def sensor_url(self) -> str:
         """``ws://host:port/ws/sensor``: pushes each change of the sensor's reading."""
-        return "ws" + self.url[4:] + SENSOR_WS_PATH.lstrip("/")
+        return self._ws_url(SENSOR_WS_PATH)
+
+    def _ws_url(self, path: str) -> str:
+        return "ws" + self.url[4:] + path.lstrip("/")
 
     async def __aenter__(self) -> DemoServer:
         try:
@@ -315,8 +318,7 @@ class DemoServer:
 
 def _sensor_message(value: float, when: float) -> str:
     """A ``sensor`` event: the reading, when it took that value, and when it is sent."""
-    return encode(Event.SENSOR, {"value": value, "t": round(when, 6),
-                                 "sent": round(time.time(), 6)})
+    return encode(Event.SENSOR, {**sensor_data(value, when), "sent": round(time.time(), 6)})
 
 
 def _close_text(connection: ServerConnection) -> str:
