@@ -33,7 +33,16 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 from websockets.frames import Opcode
 
-from .dissect import Conversation, Direction, Frame, FrameHeader, Message, Segment, unmask
+from .dissect import (
+    Conversation,
+    Direction,
+    Frame,
+    FrameHeader,
+    Segment,
+    WebSocketMessage,
+    unmask,
+)
+from .text import clip, host_port, preview, printable_text
 
 __all__ = [
     "COLORS",
@@ -73,7 +82,7 @@ class Arrow:
     protocol: str  # TCP, HTTP or WebSocket
 
 
-def _payload_label(message: Message | None, frame: Frame) -> str:
+def _payload_label(message: WebSocketMessage | None, frame: Frame) -> str:
     """What a frame says, short: ``TEXT second: 41``, ``PING "are you there?"``..."""
     name = frame.opcode_name
     data = message.data if message is not None else frame.payload
@@ -85,23 +94,16 @@ def _payload_label(message: Message | None, frame: Frame) -> str:
             obj = json.loads(message.text)
             event, value = obj["event"], obj["data"]
         except (ValueError, TypeError, KeyError):
-            return f"{name} {_short(message.text)}"
+            return f"{name} {clip(message.text, 28)}"
         if isinstance(value, dict) and "second" in value:
             value = value["second"]
-        return f"{name} {event}: {_short(json.dumps(value, ensure_ascii=False), 20)}"
+        return f"{name} {event}: {clip(json.dumps(value, ensure_ascii=False), 20)}"
     if frame.opcode is Opcode.TEXT and frame.rsv1:
         return f"{name} (compressed)"
-    try:
-        text = bytes(data).decode()
-    except UnicodeDecodeError:
-        text = None
-    if text is None or not text.isprintable():
+    text = printable_text(bytes(data))
+    if text is None:
         return f"{name} {len(data)} bytes"
-    return f'{name} "{_short(text, 24)}"' if text else name
-
-
-def _short(text: str, width: int = 28) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return f'{name} "{clip(text, 24)}"' if text else name
 
 
 def _http_label(conv: Conversation, seg: Segment, end: int) -> str:
@@ -131,7 +133,7 @@ def arrows(conv: Conversation, *, acks: bool = False) -> list[Arrow]:
     shake = conv.handshake
     http_end = {Direction.C2S: len(shake.request_bytes) if shake else 0,
                 Direction.S2C: len(shake.response_bytes) if shake else 0}
-    frame_message: dict[int, Message] = {}
+    frame_message: dict[int, WebSocketMessage] = {}
     for message in conv.messages:
         for index in message.frames:
             frame_message[index] = message
@@ -236,9 +238,8 @@ def ladder(conv: Conversation, *, acks: bool = False, title: str | None = None) 
                    zorder=0)
         ax.text(1.05, (first + last) / 2, phase, ha="left", va="center", fontsize=9,
                 color="#555555", style="italic", linespacing=1.1)
-    (c_host, c_port), (s_host, s_port) = conv.client, conv.server
-    for x, name, where in ((x_client, "client", f"{c_host}:{c_port}"),
-                           (x_server, "server", f"{s_host}:{s_port}")):
+    for x, name, where in ((x_client, "client", host_port(*conv.client)),
+                           (x_server, "server", host_port(*conv.server))):
         ax.plot([x, x], [top + 0.35, len(rows) - 0.5], color="#444444", lw=1.2, zorder=1)
         ax.text(x, top, f"{name}\n{where}", ha="center", va="center", fontsize=10,
                 fontweight="bold", zorder=3,
@@ -369,20 +370,14 @@ def _payload_box(ax, x: float, y: float, header: FrameHeader) -> None:
                                 zorder=2))
     payload = getattr(header, "payload", None)  # a captured Frame has it, a header not
     if payload is None:
-        preview = "payload …"
+        shown = "payload …"
     else:
         if header.masked:
             payload = unmask(payload, header.masking_key)  # back to the bytes on the wire
-        head = payload[:32]
-        try:
-            text = head.decode()
-        except UnicodeDecodeError:
-            text = None
-        if text is not None and text.isprintable() and not header.masked and text:
-            preview = _short(text, 26) if len(payload) > 26 else text
-        else:
-            preview = " ".join(f"{b:02x}" for b in payload[:6]) + (" …" if payload[6:] else "")
-    ax.text(x + _BOX / 2, y + 0.5, preview, ha="center", va="center", fontsize=9.5,
+        text = printable_text(payload[:32])
+        # text, else 6 bytes in hex and " …" when there are more
+        shown = clip(text, 26) if text and not header.masked else clip(payload.hex(" "), 19)
+    ax.text(x + _BOX / 2, y + 0.5, shown, ha="center", va="center", fontsize=9.5,
             family=_MONO, color="#333333", zorder=4)
     what = "payload" + (", masked" if header.masked else "") + (
         ", compressed" if header.rsv1 else "")
@@ -452,17 +447,14 @@ def packet_details(conv: Conversation, packets: list[Packet], direction: Directi
     names = {"F": "FIN", "S": "SYN", "R": "RST", "P": "PSH", "A": "ACK", "U": "URG"}
     flags = ", ".join(names.get(flag, flag) for flag in str(tcp.flags))
 
-    def host(address: str, port: int) -> str:
-        return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
     lines = []
     ether = pkt.getlayer(Ether)
     if ether is not None:
         lines.append(f"▸ Ethernet II, Src: {ether.src}, Dst: {ether.dst}")
     lines += [
         f"▸ {version}, Src: {ip.src}, Dst: {ip.dst}",
-        f"▾ Transmission Control Protocol, Src: {host(ip.src, tcp.sport)}, "
-        f"Dst: {host(ip.dst, tcp.dport)}",
+        f"▾ Transmission Control Protocol, Src: {host_port(ip.src, tcp.sport)}, "
+        f"Dst: {host_port(ip.dst, tcp.dport)}",
         f"      Sequence number: {seg.seq + 1}    (relative: the first byte after the SYN is 1)",
         f"      Flags: {flags}",
     ]
@@ -514,16 +506,11 @@ def packet_list(conv: Conversation, *, limit: int = 40) -> HTML:
         else:
             kind = frame.direction.value
         key = frame.masking_key.hex(" ") if frame.masking_key else "-"
-        try:
-            payload = frame.payload.decode()
-            payload = payload if payload.isprintable() else frame.payload.hex(" ")
-        except UnicodeDecodeError:
-            payload = frame.payload.hex(" ")
         cells = [("ws-no", str(number)), ("ws-time", f"{frame.time - t0:.6f}"),
                  ("ws-way", ways[frame.direction]),
                  ("ws-info", f"{frame.opcode_name.capitalize()}{flags}"),
                  ("ws-len", str(frame.payload_length)), ("ws-key", key),
-                 ("ws-payload", _short(payload, 120))]
+                 ("ws-payload", preview(frame.payload, 120, quote=False))]
         out.append(f'<tr style="background:{_ROW_COLORS[kind]}">' + "".join(
             f'<td class="{name}" style="{_LIST_STYLE.get(name, _LIST_STYLE["td"])}">'
             f"{html.escape(text, quote=False)}</td>" for name, text in cells) + "</tr>")

@@ -1,0 +1,135 @@
+"""A dissected conversation for people and programs: the table, and the JSON of ``--json``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from websockets.frames import CloseCode, Opcode
+
+from ..text import host_port, preview
+from .frames import Frame
+from .handshake import Handshake
+from .messages import WebSocketMessage
+from .tcp import Direction
+
+if TYPE_CHECKING:  # conversation.py imports this module
+    from .conversation import Conversation
+
+__all__ = ["conversation_dict", "table"]
+
+
+def conversation_dict(conv: Conversation) -> dict[str, Any]:
+    """The JSON-ready form printed by ``--json``: handshake, frames, messages, warnings."""
+    return {
+        "handshake": _handshake_dict(conv.handshake),
+        "frames": [_frame_dict(frame) for frame in conv.frames],
+        "messages": [_message_dict(message) for message in conv.messages],
+        "warnings": conv.warnings,
+    }
+
+
+def _handshake_dict(shake: Handshake | None) -> dict[str, Any] | None:
+    if shake is None:
+        return None
+    response = shake.response
+    return {
+        "request": {
+            "method": shake.request.method,
+            "path": shake.request.path,
+            "headers": [list(item) for item in shake.request.headers.raw_items()],
+        },
+        "response": response and {
+            "status": response.status_code,
+            "reason": response.reason_phrase,
+            "headers": [list(item) for item in response.headers.raw_items()],
+        },
+        "accept_expected": shake.accept_expected,
+        "accept_ok": shake.accept_ok,
+    }
+
+
+def _frame_dict(frame: Frame) -> dict[str, Any]:
+    return {
+        "direction": frame.direction.value,
+        "fin": frame.fin,
+        "rsv1": frame.rsv1,
+        "rsv2": frame.rsv2,
+        "rsv3": frame.rsv3,
+        "opcode": int(frame.opcode),
+        "opcode_name": frame.opcode_name,
+        "masked": frame.masked,
+        "payload_length": frame.payload_length,
+        "length_bits": frame.length_bits,
+        "masking_key": frame.masking_key.hex() if frame.masking_key else None,
+        "payload_hex": frame.payload.hex(),
+    }
+
+
+def _message_dict(message: WebSocketMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "direction": message.direction.value,
+        "opcode": int(message.opcode),
+        "opcode_name": message.opcode.name,
+        "compressed": message.compressed,
+    }
+    if message.text is not None:
+        out["text"] = message.text
+    else:
+        out["data_hex"] = message.data.hex()
+    if message.opcode is Opcode.CLOSE:
+        out["close_code"] = None if message.close_code is None else int(message.close_code)
+        out["close_reason"] = message.close_reason
+    return out
+
+
+def table(conv: Conversation) -> str:
+    """A readable report: connection, handshake, frames, messages, warnings."""
+    return "\n".join(_table_lines(conv))
+
+
+def _table_lines(conv: Conversation) -> Iterable[str]:
+    yield (f"connection {host_port(*conv.client)} -> {host_port(*conv.server)}: "
+           f"{len(conv.segments)} packets, {len(conv.streams[Direction.C2S].data):,} bytes c2s, "
+           f"{len(conv.streams[Direction.S2C].data):,} bytes s2c")
+    shake = conv.handshake
+    if shake is not None:
+        yield ""
+        yield f"{shake.request.method} {shake.request.path} {shake.request.protocol}"
+        yield from (f"    {name}: {value}" for name, value in shake.request.headers.raw_items())
+        if shake.response is not None:
+            yield f"HTTP/1.1 {shake.response.status_code} {shake.response.reason_phrase}"
+            yield from (f"    {name}: {value}"
+                        for name, value in shake.response.headers.raw_items())
+        if shake.accept_expected:
+            yield (f"Sec-WebSocket-Accept expected {shake.accept_expected}: "
+                   f"{'OK' if shake.accept_ok else 'MISMATCH'}")
+        if shake.deflate:
+            yield f"permessage-deflate: {shake.deflate}"
+    if conv.frames:
+        yield ""
+        yield (f"{'#':>4} {'pkt':>5} dir FIN RSV  {'opcode':<6} MASK {'length':>9} bits "
+               f"{'key':<8}  payload")
+        for number, frame in enumerate(conv.frames, 1):
+            rsv = "".join("1" if bit else "0" for bit in (frame.rsv1, frame.rsv2, frame.rsv3))
+            key = frame.masking_key.hex() if frame.masking_key else "-"
+            yield (f"{number:>4} {frame.packet + 1:>5} {frame.direction} {frame.fin:d}   "
+                   f"{rsv}  {frame.opcode_name:<6} {frame.masked:d}    "
+                   f"{frame.payload_length:>9,} {frame.length_bits:>4} {key:<8}  "
+                   f"{preview(frame.payload, 48)}")
+    if conv.messages:
+        yield ""
+        yield "messages"
+        for message in conv.messages:
+            frames = ",".join(str(index + 1) for index in message.frames)
+            what = preview(message.data, 60)
+            if message.opcode is Opcode.CLOSE:
+                code = message.close_code
+                name = f" {code.name}" if isinstance(code, CloseCode) else ""
+                what = f"code {code and int(code)}{name}, reason {message.close_reason!r}"
+            deflated = " (inflated)" if message.compressed else ""
+            yield (f"  {message.direction} {message.opcode.name:<6} frames {frames}: "
+                   f"{what}{deflated}")
+    if conv.warnings:
+        yield ""
+        yield from (f"warning: {warning}" for warning in conv.warnings)
