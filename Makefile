@@ -36,10 +36,14 @@ browser:
 test: $(VENV)/.installed-test browser
 	$(BIN)/pytest
 
-# Re-execute every notebook in place so its stored outputs match the package.
+# Re-execute every notebook in place so its stored outputs match the package; then drop the
+# outputs of solution cells, which would give the answers away.
 notebooks: $(VENV)/.installed-test
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.store_widget_state=False \
+	  notebooks/[0-9]*.ipynb
+	$(BIN)/jupyter nbconvert --to notebook --inplace \
+	  --TagRemovePreprocessor.enabled=True --TagRemovePreprocessor.remove_all_outputs_tags=solution \
 	  notebooks/[0-9]*.ipynb
 
 lint: $(VENV)/.installed-test

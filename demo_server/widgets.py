@@ -6,6 +6,12 @@ thread, so it keeps changing after its cell has ended, even while another cell r
 never print: a ``print`` from a thread lands in whatever cell happens to run. Their
 ``repr`` (the ``text/plain`` a notebook stores) never changes with live values, and each has
 a CSS class for browser tests: ``demo-live-seconds``, ``demo-send-box``, ``demo-received``.
+
+A notebook read without a kernel (GitHub, nbviewer, nbconvert's HTML) cannot show a live
+widget: nbconvert skips a widget view whose state the notebook does not store and renders
+the next type in the display bundle. So each view's bundle also carries ``text/html``, a
+static snapshot of what it showed when displayed (class ``demo-snapshot``); JupyterLab
+renders the live widget instead.
 """
 
 from __future__ import annotations
@@ -25,7 +31,25 @@ __all__ = ["LiveSeconds", "SendBox", "ReceivedView"]
 WAITING = "–"  # what the seconds show before the first tick, like the page's empty #second
 
 
-class LiveSeconds(widgets.VBox):
+class _Snapshot(widgets.VBox):
+    """A view whose display bundle also holds a static HTML snapshot of itself."""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:  # None once the widget is closed
+            kind = next(c for c in self._dom_classes if c.startswith("demo-"))
+            bundle["text/html"] = (
+                f'<div class="demo-snapshot {kind}-snapshot" '
+                'title="a snapshot: run the notebook to see it live">'
+                f"{self._snapshot_html()}</div>"
+            )
+        return bundle
+
+    def _snapshot_html(self) -> str:
+        raise NotImplementedError
+
+
+class LiveSeconds(_Snapshot):
     """The article's ``#second`` div: a big number set by a client's ``second`` callback.
 
     ``second`` holds the number shown (None before the first tick); ``number`` is its view.
@@ -119,11 +143,16 @@ class LiveSeconds(widgets.VBox):
                 f"disconnected (close code {client.close_code}): call start() to reconnect"
             )
 
+    def _snapshot_html(self) -> str:
+        second = WAITING if self.second is None else str(self.second)
+        return (_number_html(second).replace("<div ", '<div class="demo-snapshot-second" ', 1)
+                + _line_html(self.status.value))
+
     def __repr__(self) -> str:
         return f"LiveSeconds({self.ws_url!r})"
 
 
-class SendBox(widgets.VBox):
+class SendBox(_Snapshot):
     """A text area that sends what is typed as ``client_data`` through ``client``.
 
     ``mode="char"`` sends each insertion as it happens, like the article's ``keypress``
@@ -194,11 +223,19 @@ class SendBox(widgets.VBox):
         self.sent += 1
         self.status.value = f"sent {_count(self.sent, 'message')}, the last: {data!r}"
 
+    def _snapshot_html(self) -> str:
+        shown = self.text.value or self.text.placeholder
+        color = "inherit" if self.text.value else "#888"
+        return (
+            f'<div style="border:1px solid #999;min-height:5em;padding:.2em .4em;color:{color};'
+            f'white-space:pre-wrap">{html.escape(shown)}</div>' + _line_html(self.status.value)
+        )
+
     def __repr__(self) -> str:
         return f"SendBox(mode={self.mode!r})"
 
 
-class ReceivedView(widgets.VBox):
+class ReceivedView(_Snapshot):
     """What every client sent, one row per client, updated as the server receives it.
 
     ``source`` is a :class:`~demo_server.thread.ServerThread` (or its ``received`` log).
@@ -257,6 +294,11 @@ class ReceivedView(widgets.VBox):
         )
         self._changed.notify_all()
 
+    def _snapshot_html(self) -> str:
+        with self._changed:
+            return _line_html(self.summary.value) + "".join(
+                row.value for row in self.rows.values())
+
     def __repr__(self) -> str:
         return "ReceivedView()"
 
@@ -278,6 +320,10 @@ def _number_html(text: str) -> str:
         '<div style="font-size:4.5em;font-weight:bold;line-height:1.15;'
         f'font-variant-numeric:tabular-nums">{html.escape(text)}</div>'
     )
+
+
+def _line_html(text: str) -> str:
+    return f"<div>{html.escape(text)}</div>"
 
 
 def _count(n: int, noun: str) -> str:

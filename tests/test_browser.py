@@ -57,6 +57,30 @@ def test_enter_is_a_newline_and_a_paste_is_one_message(server, page):
     assert [r.data for r in server.received.snapshot()] == ["\n", "貼上的文字 pasted"]
 
 
+def test_text_composed_by_an_input_method_is_sent_once_when_composition_ends(server, page):
+    """Zhuyin-style typing through Chromium's IME interface: ㄋ, 你, then 你好 is committed.
+    The page sends the finished text in one message; no keypress fires, which is why the
+    article's keypress handler sends nothing of it."""
+    page.goto(server.page_url)
+    page.wait_for_selector("#status.open")
+    page.locator("#text").evaluate("""el => {
+        window.keypresses = 0;
+        el.addEventListener('keypress', () => window.keypresses++);
+    }""")
+    page.locator("#text").focus()
+    cdp = page.context.new_cdp_session(page)
+    for partial in ["ㄋ", "你", "你好"]:  # the composition as it grows, not sent yet
+        cdp.send("Input.imeSetComposition",
+                 {"text": partial, "selectionStart": len(partial), "selectionEnd": len(partial)})
+    assert page.locator("#text").input_value() == "你好"
+    assert page.locator("#sent").inner_text() == "0"
+    cdp.send("Input.insertText", {"text": "你好"})  # the reader picks the characters
+    page.locator("#text").press_sequentially("!")  # then a plain key, sent on its own
+    assert server.received.wait_for(2, timeout=3)
+    assert [r.data for r in server.received.snapshot()] == ["你好", "!"]
+    assert page.evaluate("window.keypresses") == 1  # the "!" only
+
+
 def test_the_page_reconnects_when_the_server_comes_back(page):
     server = ServerThread().start()
     port = server.port

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -201,4 +202,46 @@ def test_reprs_do_not_change_with_live_values(server: ServerThread, client: Clie
     bundle = live._repr_mimebundle_()
     assert bundle["text/plain"] == before[0]
     live.stop()
+    view.stop()
+
+
+# -- static snapshots: what a notebook shows where widgets cannot run ----------------------
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def snapshot(view: object) -> str:
+    bundle = view._repr_mimebundle_()  # type: ignore[attr-defined]
+    assert WIDGET_VIEW in bundle and bundle["text/plain"] == repr(view)
+    return bundle["text/html"]
+
+
+def test_live_seconds_snapshot_shows_the_second_and_status(server: ServerThread) -> None:
+    live = LiveSeconds(server.ws_url)
+    before = snapshot(live)
+    assert 'class="demo-snapshot demo-live-seconds-snapshot"' in before
+    assert '">–</div>' in before and "not connected" in before
+    live.start()
+    try:
+        assert live.wait(1, timeout=5)
+        after = snapshot(live)
+    finally:
+        live.stop()
+    assert re.search(rf'class="demo-snapshot-second"[^>]*>{live.second}</div>', after)
+    assert "tick" in after and "received" in after
+
+
+def test_send_box_and_received_view_snapshots_show_the_text(
+    server: ServerThread, client: ClientThread
+) -> None:
+    box = SendBox(client)
+    assert "Type here" in snapshot(box)  # the placeholder, before anything is typed
+    view = ReceivedView(server)
+    assert "nothing received yet" in snapshot(view)
+    box.type("<b>你好")
+    assert view.wait_for(5)
+    assert "&lt;b&gt;你好" in snapshot(box) and "sent 5 messages" in snapshot(box)
+    shown = snapshot(view)
+    assert "1 client, 5 messages received" in shown and "&lt;b&gt;你好</pre>" in shown
+    assert "<b>你好" not in shown  # typed text is escaped, never markup
     view.stop()

@@ -1,6 +1,6 @@
 // The browser side of the demo: a native WebSocket to this page's own server.
-// The article used socket.io and jQuery from a CDN; this page needs neither, so it works
-// offline in a classroom.
+// The article loaded socket.io's client from its own server and jQuery from a CDN; this page
+// needs neither, so it works offline in a classroom.
 "use strict";
 
 const MAX_CHUNK = 4096;        // characters per message: stays far below the server's max_size
@@ -37,10 +37,14 @@ function connect() {
     if (msg.event === "second") secondEl.textContent = msg.data.second;   // socket.on('second', ...)
     else if (msg.event === "error") noticeEl.textContent = `server: ${msg.data.message}`;
   });
-  socket.addEventListener("close", (e) => {
-    const wait = retryDelay;
+  socket.addEventListener("error", () => {   // no details, by design; "close" follows
+    noticeEl.textContent = "connection error";
+  });
+  socket.addEventListener("close", (e) => {   // a closed WebSocket stays closed: make a new one
+    const wait = retryDelay * (0.5 + Math.random());   // ±50%: a class does not retry at once
     retryDelay = Math.min(retryDelay * 2, 10000);
-    setStatus("closed", `disconnected (code ${e.code}); retrying in ${(wait / 1000).toFixed(1)} s`);
+    const why = e.reason ? `code ${e.code}: ${e.reason}` : `code ${e.code}`;
+    setStatus("closed", `disconnected (${why}); retrying in ${(wait / 1000).toFixed(1)} s`);
     setTimeout(connect, wait);
   });
 }

@@ -6,17 +6,17 @@ import ipywidgets as widgets
 from IPython.display import display
 
 from demo_server import ClientThread
-
-stop_previous("clock_client")  # the client of an earlier run of this cell
+from demo_server.notebook import keep
 
 clock = widgets.Label("--:--:--", style={"font_size": "2em"})
 clock.add_class("demo-clock")
-display(clock)  # show it before it starts changing
+display(clock)
 
 
 def show_time(data):  # runs in the client's thread, once a second
     clock.value = time.strftime("%H:%M:%S", time.localtime(data["epoch"]))
 
 
-clock_client = ClientThread(server.ws_url).start()
+# keep(): re-running this cell first stops the client of the previous run
+clock_client = keep("clock_client", ClientThread(server.ws_url)).start()
 stop_clock = clock_client.on("second", show_time)  # stop_clock() unsubscribes
