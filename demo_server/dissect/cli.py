@@ -1,12 +1,13 @@
-"""``python -m demo_server.dissect CAPTURE.pcap --port PORT [--client-port N] [--json]``."""
+"""``python -m demo_server.dissect CAPTURE.pcap --port PORT [--client-port N | --all] [--json]``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
-from .conversation import DissectError, dissect
+from .conversation import DissectError, conversations, dissect
 
 __all__ = ["main"]
 
@@ -20,17 +21,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("capture", help="a pcap or pcapng file")
     parser.add_argument("--port", type=int, required=True, help="the server's TCP port")
     parser.add_argument("--client-port", type=int, help="pick one of several connections")
+    parser.add_argument("--all", action="store_true",
+                        help="every TCP connection to the port, in order of first packet "
+                        "(e.g. socket.io's long-polling requests, then its WebSocket)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    if args.all and args.client_port is not None:
+        parser.error("--all and --client-port do not go together")
     logging.getLogger("scapy.runtime").setLevel(logging.ERROR)  # we report truncation once
     try:
-        conv = dissect(args.capture, args.port, client_port=args.client_port)
+        if args.all:
+            found = conversations(args.capture, args.port)
+            if not found:
+                raise DissectError(f"no TCP packets to or from port {args.port}")
+        else:
+            found = [dissect(args.capture, args.port, client_port=args.client_port)]
     except DissectError as exc:
         print(f"dissect: {exc}", file=sys.stderr)
         return 2
-    print(conv.to_json() if args.json else conv.to_table())
-    if conv.warnings:
-        more = f" (and {len(conv.warnings) - 1} more)" if len(conv.warnings) > 1 else ""
-        print(f"dissect: {conv.warnings[0]}{more}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"connections": [conv.to_dict() for conv in found]}, ensure_ascii=False)
+              if args.all else found[0].to_json())
+    else:
+        print("\n\n".join(conv.to_table() for conv in found))
+    warnings = [warning for conv in found for warning in conv.warnings]
+    if warnings:
+        more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
+        print(f"dissect: {warnings[0]}{more}", file=sys.stderr)
         return 2
     return 0

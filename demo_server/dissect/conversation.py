@@ -14,8 +14,11 @@ from scapy.packet import Packet
 from scapy.utils import rdpcap
 
 from ..text import host_port
+from .application import decode_exchanges, decode_messages, engineio_query
+from .engineio import EngineIOQuery
 from .frames import Frame, read_frames
-from .handshake import Handshake, parse_handshake
+from .handshake import Handshake, asks_upgrade, not_an_upgrade, parse_handshake
+from .http import HttpExchange, parse_exchanges
 from .messages import WebSocketMessage, assemble
 from .render import conversation_dict, table
 from .tcp import Address, Direction, Segment, Stream, reassemble, split_connections
@@ -41,6 +44,8 @@ class Conversation:
     frames: list[Frame] = field(default_factory=list)
     messages: list[WebSocketMessage] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    http: list[HttpExchange] = field(default_factory=list)  # when it did not upgrade
+    engineio: EngineIOQuery | None = None  # socket.io's query, when the path is Engine.IO's
 
     def __repr__(self) -> str:
         return (f"<Conversation {host_port(*self.client)} -> {host_port(*self.server)}: "
@@ -82,10 +87,26 @@ def _dissect_connection(client: Address, server: Address, segments: list[Segment
     for way, stream in streams.items():
         if stream.hole:
             conv.warnings.append(f"{way}: {stream.hole}")
-    # HTTP: the Upgrade request and its answer, at the start of the streams
-    shake = conv.handshake = parse_handshake(
-        streams[Direction.C2S].data, streams[Direction.S2C].data, conv.warnings)
-    if shake is None or not shake.upgraded:
+    # HTTP: the Upgrade request and its answer, at the start of the streams; or, when the
+    # client does not ask for a WebSocket, every request and response (long-polling)
+    c2s, s2c = streams[Direction.C2S].data, streams[Direction.S2C].data
+    said: list[str] = []
+    shake = conv.handshake = parse_handshake(c2s, s2c, said)
+    if shake is None or not (asks_upgrade(shake.request) or shake.upgraded):
+        http_said: list[str] = []
+        conv.http = parse_exchanges(c2s, s2c, http_said)
+        conv.warnings += http_said if conv.http else said
+        if shake is None and conv.http:  # a POST first: websockets' parser refuses bodies
+            first = conv.http[0]
+            conv.handshake = Handshake(first.request, c2s[:first.request_end], first.response,
+                                       s2c[:first.response_end])
+        conv.engineio = engineio_query(conv.http[0].request.path if conv.http else None)
+        if conv.engineio is not None:
+            conv.http = decode_exchanges(conv.http, conv.warnings)
+        return conv
+    conv.warnings += said
+    conv.engineio = engineio_query(shake.request.path)
+    if not shake.upgraded:
         return conv
     # WebSocket frames: the rest of each stream
     starts = {Direction.C2S: len(shake.request_bytes), Direction.S2C: len(shake.response_bytes)}
@@ -94,9 +115,10 @@ def _dissect_connection(client: Address, server: Address, segments: list[Segment
     # In capture order (each direction's stays in stream order); client first on a tie.
     conv.frames = sorted(frames, key=lambda f: (f.packet, f.direction is Direction.S2C,
                                                 f.offset))
-    # WebSocket messages. An application layer (Engine.IO, Socket.IO) decodes them next,
-    # told which protocol by shake.request.path.
+    # WebSocket messages; then socket.io's packets in them, when the path is Engine.IO's
     conv.messages = assemble(conv.frames, shake.deflate, conv.warnings)
+    if conv.engineio is not None:
+        conv.messages = decode_messages(conv.messages, conv.warnings)
     return conv
 
 
@@ -113,7 +135,14 @@ def dissect(source: Source, port: int, *, client_port: int | None = None) -> Con
     if not found:
         which = f" from client port {client_port}" if client_port is not None else ""
         raise DissectError(f"no TCP packets to or from port {port}{which}")
-    return next((conv for conv in found if conv.handshake and conv.handshake.upgraded), found[0])
+    chosen = next((conv for conv in found if conv.handshake and conv.handshake.upgraded), None)
+    if chosen is not None:
+        return chosen
+    chosen = found[0]
+    first = chosen.http[0].request if chosen.http else None
+    if first is not None:  # plain HTTP: that it is not a WebSocket is the news here
+        chosen.warnings.insert(0, not_an_upgrade(first))
+    return chosen
 
 
 def conversations(source: Source, port: int) -> list[Conversation]:

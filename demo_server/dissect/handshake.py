@@ -22,7 +22,7 @@ __all__ = ["GUID", "Deflate", "Handshake", "accept_key", "parse_handshake"]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
 T = TypeVar("T")
-_HTTP_ERRORS = (EOFError, LookupError, ValueError, NotImplementedError, WebSocketException)
+HTTP_ERRORS = (EOFError, LookupError, ValueError, NotImplementedError, WebSocketException)
 
 
 def accept_key(key: str) -> str:
@@ -103,7 +103,7 @@ def _header(headers: Headers, name: str) -> str | None:
     return ", ".join(headers.get_all(name)) or None
 
 
-def _parse_http(parser: Callable[[StreamReader], Generator[None, None, T]], data: bytes
+def parse_http(parser: Callable[[StreamReader], Generator[None, None, T]], data: bytes
                 ) -> tuple[T, int]:
     """Run a websockets sans-I/O HTTP parser on ``data``; return (result, bytes used)."""
     reader = StreamReader()
@@ -117,6 +117,18 @@ def _parse_http(parser: Callable[[StreamReader], Generator[None, None, T]], data
     raise AssertionError("unreachable: the reader is at EOF")
 
 
+def asks_upgrade(request: Request) -> bool:
+    """True when the request asks for a WebSocket: ``Upgrade: websocket`` and a key."""
+    return (_header(request.headers, "Sec-WebSocket-Key") is not None
+            and (_header(request.headers, "Upgrade") or "").lower() == "websocket")
+
+
+def not_an_upgrade(request: Request) -> str:
+    """The warning for a request that does not ask for a WebSocket."""
+    return (f"no WebSocket handshake: {request.method} {request.path} "
+            "is not a WebSocket upgrade request")
+
+
 def parse_handshake(c2s: bytes, s2c: bytes, warnings: list[str]) -> Handshake | None:
     """The HTTP request at the start of ``c2s`` and the response at the start of ``s2c``.
 
@@ -124,19 +136,18 @@ def parse_handshake(c2s: bytes, s2c: bytes, warnings: list[str]) -> Handshake | 
     upgrade, no 101, a wrong accept key, undecodable extensions) goes to ``warnings``.
     """
     try:
-        request, used = _parse_http(lambda r: Request.parse(r.read_line), c2s)
-    except _HTTP_ERRORS as exc:
+        request, used = parse_http(lambda r: Request.parse(r.read_line), c2s)
+    except HTTP_ERRORS as exc:
         warnings.append(f"no WebSocket handshake: the client did not send an HTTP request ({exc})")
         return None
     key = _header(request.headers, "Sec-WebSocket-Key")
     shake = Handshake(request, c2s[:used], accept_expected=key and accept_key(key))
-    if key is None or (_header(request.headers, "Upgrade") or "").lower() != "websocket":
-        warnings.append(f"no WebSocket handshake: {request.method} {request.path} "
-                        "is not a WebSocket upgrade request")
+    if not asks_upgrade(request):
+        warnings.append(not_an_upgrade(request))
     try:
-        response, used = _parse_http(
+        response, used = parse_http(
             lambda r: Response.parse(r.read_line, r.read_exact, r.read_to_eof), s2c)
-    except _HTTP_ERRORS as exc:
+    except HTTP_ERRORS as exc:
         warnings.append(f"no complete HTTP response from the server ({exc})")
         return shake
     shake.response, shake.response_bytes = response, s2c[:used]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.extensions.permessage_deflate import PerMessageDeflate
@@ -14,6 +15,9 @@ from websockets.frames import Frame as WsFrame
 from .frames import Frame, _known
 from .handshake import Deflate
 from .tcp import Direction
+
+if TYPE_CHECKING:  # application.py imports this module
+    from .application import Packet
 
 __all__ = ["WebSocketMessage", "assemble"]
 
@@ -34,6 +38,7 @@ class WebSocketMessage:
     frames: tuple[int, ...]  # indexes in Conversation.frames
     close_code: CloseCode | int | None = None
     close_reason: str | None = None
+    packet: Packet | None = None  # what socket.io put in it (set by the application layer)
 
     @property
     def text(self) -> str | None:

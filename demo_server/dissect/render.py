@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from websockets.frames import CloseCode, Opcode
 
-from ..text import host_port, preview
+from ..text import clip, host_port, preview
 from .frames import Frame
 from .handshake import Handshake
+from .http import HttpExchange
 from .messages import WebSocketMessage
 from .tcp import Direction
 
 if TYPE_CHECKING:  # conversation.py imports this module
+    from .application import Packet
     from .conversation import Conversation
 
 __all__ = ["conversation_dict", "table"]
@@ -21,12 +24,42 @@ __all__ = ["conversation_dict", "table"]
 
 def conversation_dict(conv: Conversation) -> dict[str, Any]:
     """The JSON-ready form printed by ``--json``: handshake, frames, messages, warnings."""
-    return {
-        "handshake": _handshake_dict(conv.handshake),
-        "frames": [_frame_dict(frame) for frame in conv.frames],
-        "messages": [_message_dict(message) for message in conv.messages],
-        "warnings": conv.warnings,
-    }
+    out: dict[str, Any] = {"handshake": _handshake_dict(conv.handshake)}
+    if conv.engineio is not None:
+        out["engineio"] = dataclasses.asdict(conv.engineio)
+    if conv.http:
+        out["http"] = [_exchange_dict(exchange, conv.engineio is not None)
+                       for exchange in conv.http]
+    out["frames"] = [_frame_dict(frame) for frame in conv.frames]
+    out["messages"] = [_message_dict(message, conv.engineio is not None)
+                       for message in conv.messages]
+    out["warnings"] = conv.warnings
+    return out
+
+
+def _body(body: bytes) -> dict[str, Any]:
+    """``{"body": text}`` for UTF-8, else ``{"body_hex": ...}``."""
+    try:
+        return {"body": body.decode()}
+    except UnicodeDecodeError:
+        return {"body_hex": body.hex()}
+
+
+def _exchange_dict(exchange: HttpExchange, engineio: bool) -> dict[str, Any]:
+    request, response = exchange.request, exchange.response
+    sent: dict[str, Any] = {"method": request.method, "path": request.path,
+                            "headers": [list(item) for item in request.headers.raw_items()],
+                            **_body(exchange.request_body)}
+    got: dict[str, Any] | None = None
+    if response is not None:
+        got = {"status": response.status_code, "reason": response.reason_phrase,
+               "headers": [list(item) for item in response.headers.raw_items()],
+               **_body(bytes(response.body))}
+    if engineio:
+        sent["packets"] = [packet.to_dict() for packet in exchange.request_packets]
+        if got is not None:
+            got["packets"] = [packet.to_dict() for packet in exchange.response_packets]
+    return {"request": sent, "response": got}
 
 
 def _handshake_dict(shake: Handshake | None) -> dict[str, Any] | None:
@@ -66,7 +99,7 @@ def _frame_dict(frame: Frame) -> dict[str, Any]:
     }
 
 
-def _message_dict(message: WebSocketMessage) -> dict[str, Any]:
+def _message_dict(message: WebSocketMessage, engineio: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "direction": message.direction.value,
         "opcode": int(message.opcode),
@@ -80,6 +113,9 @@ def _message_dict(message: WebSocketMessage) -> dict[str, Any]:
     if message.opcode is Opcode.CLOSE:
         out["close_code"] = None if message.close_code is None else int(message.close_code)
         out["close_reason"] = message.close_reason
+    if engineio:
+        packet = message.packet
+        out.update(packet.to_dict() if packet else {"engineio": None, "socketio": None})
     return out
 
 
@@ -92,7 +128,10 @@ def _table_lines(conv: Conversation) -> Iterable[str]:
     yield (f"connection {host_port(*conv.client)} -> {host_port(*conv.server)}: "
            f"{len(conv.segments)} packets, {len(conv.streams[Direction.C2S].data):,} bytes c2s, "
            f"{len(conv.streams[Direction.S2C].data):,} bytes s2c")
-    shake = conv.handshake
+    for exchange in conv.http:
+        yield ""
+        yield from _exchange_lines(exchange)
+    shake = None if conv.http else conv.handshake
     if shake is not None:
         yield ""
         yield f"{shake.request.method} {shake.request.path} {shake.request.protocol}"
@@ -127,9 +166,33 @@ def _table_lines(conv: Conversation) -> Iterable[str]:
                 code = message.close_code
                 name = f" {code.name}" if isinstance(code, CloseCode) else ""
                 what = f"code {code and int(code)}{name}, reason {message.close_reason!r}"
+            if message.packet is not None:
+                what = message.packet.label
             deflated = " (inflated)" if message.compressed else ""
             yield (f"  {message.direction} {message.opcode.name:<6} frames {frames}: "
                    f"{what}{deflated}")
     if conv.warnings:
         yield ""
         yield from (f"warning: {warning}" for warning in conv.warnings)
+
+
+def _exchange_lines(exchange: HttpExchange) -> Iterable[str]:
+    """A request and its response: start line, headers, body, and socket.io's packets."""
+    request, response = exchange.request, exchange.response
+    yield f"{request.method} {request.path} {request.protocol}"
+    yield from (f"    {name}: {value}" for name, value in request.headers.raw_items())
+    yield from _body_lines(exchange.request_body, exchange.request_packets)
+    if response is not None:
+        yield f"HTTP/1.1 {response.status_code} {response.reason_phrase}"
+        yield from (f"    {name}: {value}" for name, value in response.headers.raw_items())
+        yield from _body_lines(bytes(response.body), exchange.response_packets)
+
+
+def _body_lines(body: bytes, packets: tuple[Packet, ...]) -> Iterable[str]:
+    if body:
+        try:  # a polling body's \x1e separators make it unprintable, not unreadable
+            shown = clip(repr(body.decode()), 60)
+        except UnicodeDecodeError:
+            shown = preview(body, 60)
+        yield f"    body ({len(body):,} bytes): {shown}"
+    yield from (f"      {packet.label}" for packet in packets)
