@@ -42,16 +42,21 @@ from .dissect import (
     WebSocketMessage,
     unmask,
 )
+from .dissect.application import Packet as EngineIOPacket
+from .dissect.engineio import EngineIOType
 from .text import clip, host_port, preview, printable_text
 
 __all__ = [
     "COLORS",
     "Arrow",
+    "Step",
     "arrows",
     "as_image",
     "header_bits",
     "hexdump",
     "ladder",
+    "session_ladder",
+    "session_steps",
     "packet_details",
     "packet_list",
 ]
@@ -264,6 +269,119 @@ def ladder(conv: Conversation, *, acks: bool = False, title: str | None = None) 
         size = f" · {len(seg.data)}" if seg.data else ""
         ax.text(x_note, y, f"{arrow.protocol}{size}", ha="left", va="center", fontsize=8.5,
                 color=color if not faint else "#777777")
+    if title:
+        ax.set_title(title, fontsize=12, loc="left")
+    return fig
+
+
+# -- a socket.io session: several connections, one ladder -----------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One HTTP message or WebSocket message of a session, on connection ``connection``."""
+
+    time: float
+    direction: Direction
+    connection: int  # 1 for the first connection in the capture
+    label: str
+    kind: str  # a key of COLORS
+
+
+def _message_step_label(message: WebSocketMessage) -> str:
+    if message.packet is not None:
+        return clip(message.packet.label, 44)
+    text = printable_text(message.data)
+    return f"{message.opcode.name} {clip(text, 36)}" if text else message.opcode.name
+
+
+def _http_step_label(what: str, packets: Iterable[EngineIOPacket]) -> str:
+    labels = [p.label for p in packets]
+    if not labels:
+        return clip(what, 60)
+    more = f" + {len(labels) - 1} more" if len(labels) > 1 else ""
+    return f"{clip(what, 26)}: {clip(labels[0], 30)}{more}"
+
+
+def session_steps(convs: list[Conversation]) -> list[Step]:
+    """Every request, response and WebSocket message of ``convs``, in time order.
+
+    What ``dissect.conversations`` returns for a socket.io session: long-polling requests
+    (each with the Engine.IO packets of its body), the upgrade, then the messages.
+    """
+    steps = []
+    for number, conv in enumerate(convs, 1):
+        c2s, s2c = conv.streams[Direction.C2S], conv.streams[Direction.S2C]
+        for exchange in conv.http:
+            request, response = exchange.request, exchange.response
+            path = request.path.split("?")[0]
+            query = conv.engineio.transport if conv.engineio else None
+            what = f"{request.method} {path}" + (f" ({query})" if query else "")
+            steps.append(Step(c2s.delivered_by(exchange.request_end)[1], Direction.C2S, number,
+                              _http_step_label(what, exchange.request_packets), "http"))
+            if response is not None:
+                steps.append(Step(s2c.delivered_by(exchange.response_end)[1], Direction.S2C,
+                                  number, _http_step_label(f"{response.status_code} "
+                                                           f"{response.reason_phrase}",
+                                                           exchange.response_packets), "http"))
+        shake = conv.handshake
+        if shake is not None and shake.upgraded and shake.response is not None:
+            steps.append(Step(c2s.delivered_by(len(shake.request_bytes))[1], Direction.C2S,
+                              number, f"GET {shake.request.path.split('?')[0]} (Upgrade: "
+                              "websocket)", "http"))
+            steps.append(Step(s2c.delivered_by(len(shake.response_bytes))[1], Direction.S2C,
+                              number, "101 Switching Protocols", "http"))
+        for message in conv.messages:
+            heartbeat = message.packet is not None and message.packet.engineio.type in (
+                EngineIOType.PING, EngineIOType.PONG, EngineIOType.UPGRADE, EngineIOType.NOOP)
+            kind = ("close" if message.opcode is Opcode.CLOSE else "control"
+                    if message.opcode in (Opcode.PING, Opcode.PONG) or heartbeat
+                    else message.direction.value)
+            steps.append(Step(conv.frames[message.frames[-1]].time, message.direction, number,
+                              _message_step_label(message), kind))
+    return sorted(steps, key=lambda step: step.time)
+
+
+def session_ladder(convs: list[Conversation], *, limit: int = 40,
+                   title: str | None = None) -> Figure:
+    """A ladder of a whole session: one row per HTTP or WebSocket message, all connections.
+
+    The column between the time and the client names the TCP connection (``#1``...), so
+    socket.io's long-polling requests, the upgrade on a new connection and the messages
+    after it read top to bottom. Shows the first ``limit`` steps.
+    """
+    steps = session_steps(convs)
+    rows = steps[:limit]
+    height = 1.6 + 0.36 * max(len(rows), 1)
+    fig = Figure(figsize=(10, height), layout="constrained")
+    ax = fig.add_subplot()
+    x_conn, x_client, x_server = 1.15, 2.1, 8.6
+    top = -1.1
+    ax.set_xlim(0, 9.4)
+    ax.set_ylim(len(rows) - 0.4 + (0.6 if len(steps) > limit else 0), top - 0.55)
+    ax.axis("off")
+    for x, name in ((x_client, "client"), (x_server, "server")):
+        ax.plot([x, x], [top + 0.35, len(rows) - 0.5], color="#444444", lw=1.2, zorder=1)
+        ax.text(x, top, name, ha="center", va="center", fontsize=10, fontweight="bold",
+                zorder=3, bbox={"boxstyle": "round,pad=0.4", "fc": "#f2f2f2", "ec": "#444444"})
+    ax.text(0.05, top, "time (s)", ha="left", va="center", fontsize=9, color="#555555")
+    ax.text(x_conn, top, "TCP", ha="center", va="center", fontsize=9, color="#555555")
+    t0 = steps[0].time if steps else 0.0
+    for y, step in enumerate(rows):
+        start, end = ((x_client, x_server) if step.direction is Direction.C2S
+                      else (x_server, x_client))
+        color = COLORS[step.kind]
+        ax.add_patch(FancyArrowPatch((start, y), (end, y), arrowstyle="-|>", mutation_scale=14,
+                                     lw=1.6, color=color, zorder=2, shrinkA=0, shrinkB=0))
+        ax.text((x_client + x_server) / 2, y - 0.08, step.label, ha="center", va="bottom",
+                fontsize=9, family=_MONO, color="#222222", zorder=3)
+        ax.text(0.05, y, f"{step.time - t0:7.3f}", ha="left", va="center", fontsize=8.5,
+                family=_MONO, color="#555555")
+        ax.text(x_conn, y, f"#{step.connection}", ha="center", va="center", fontsize=8.5,
+                color="#555555")
+    if len(steps) > limit:
+        ax.text((x_client + x_server) / 2, len(rows) - 0.1, f"... {len(steps) - limit} more",
+                ha="center", va="center", fontsize=9, color="#777777")
     if title:
         ax.set_title(title, fontsize=12, loc="left")
     return fig

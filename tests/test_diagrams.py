@@ -25,8 +25,10 @@ from demo_server.diagrams import (
     ladder,
     packet_details,
     packet_list,
+    session_ladder,
+    session_steps,
 )
-from demo_server.dissect import Direction, dissect, parse_header
+from demo_server.dissect import Direction, conversations, dissect, parse_header
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("make_sample_capture",
@@ -277,3 +279,25 @@ def test_plain_http_is_drawn_as_http():
     labels = [(row.label, row.protocol) for row in arrows(conv)]
     assert ("GET /", "HTTP") in labels and ("200 OK", "HTTP") in labels
     ladder(conv)
+
+
+def test_session_ladder_draws_polling_then_the_upgrade():
+    from .test_dissect_socketio import NODE_PCAP, NODE_PORT
+
+    convs = conversations(NODE_PCAP, NODE_PORT)
+    steps = session_steps(convs)
+    assert [s.time for s in steps] == sorted(s.time for s in steps)
+    first, opened = steps[:2]
+    assert (first.connection, first.direction, first.label) == (
+        1, Direction.C2S, "GET /socket.io/ (polling)")
+    assert opened.direction is Direction.S2C and opened.label.startswith("200 OK: 0 open sid=")
+    upgrade = next(s for s in steps if "Upgrade" in s.label)
+    assert upgrade.connection > 1  # a new TCP connection, after polling began
+    probe = next(s for s in steps if s.label == "2 ping probe")
+    assert probe.connection == upgrade.connection and probe.kind == "control"
+    ticks = [s for s in steps if s.label.startswith('42 EVENT second {"second":')]
+    assert ticks and all(s.kind == "s2c" and s.connection == upgrade.connection for s in ticks)
+    assert {s.kind for s in steps if s.label.startswith("binary message")} == {"c2s", "s2c"}
+    fig = session_ladder(convs, limit=10, title="socket.io")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "GET /socket.io/ (polling)" in texts and f"... {len(steps) - 10} more" in texts
