@@ -8,9 +8,13 @@ import logging
 import math
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from .routes import is_loopback
 from .server import DemoServer, RateLimit, ServerStartError, frame_logger
+
+if TYPE_CHECKING:
+    from .socketio_server import SocketIOServer
 
 __all__ = ["main", "parse_args"]
 
@@ -19,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="demo-server",
         description="Serve Hello, World., the live-seconds page and the /ws WebSocket "
-        "on one port.",
+        "on one port (with --socketio: socket.io at /socket.io/, as in the article).",
     )
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -29,13 +33,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "show readable payloads)")
     parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                         help="a browser origin, e.g. http://teacher.local:8001, allowed to "
-                        "open /ws besides the server's own (repeatable)")
-    parser.add_argument("--rate-limit", type=_rate_limit, default=RateLimit(),
-                        metavar="RATE[,BURST]|off",
-                        help="messages a client may send per second, after a burst of BURST "
-                        f"(default: {RateLimit.rate:g},{RateLimit.burst}); off: no limit")
+                        "open /ws (or socket.io) besides the server's own (repeatable)")
+    flavour = parser.add_mutually_exclusive_group()
+    flavour.add_argument("--socketio", action="store_true",
+                         help="serve socket.io (python-socketio) instead of /ws: the "
+                         "article's protocol, long-polling first, then WebSocket")
+    flavour.add_argument("--rate-limit", type=_rate_limit, default=RateLimit(),
+                         metavar="RATE[,BURST]|off",
+                         help="messages a /ws client may send per second, after a burst of "
+                         f"BURST (default: {RateLimit.rate:g},{RateLimit.burst}); off: no "
+                         "limit")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log every frame, not just connections and client_data")
+                        help="log every frame (socket.io: every packet), not just "
+                        "connections and client_data")
     return parser.parse_args(argv)
 
 
@@ -54,25 +64,37 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         frame_logger.setLevel(logging.WARNING)
     try:
-        server = DemoServer(args.host, args.port, compression=args.compression,
-                            allow_origins=args.allow_origin, rate_limit=args.rate_limit,
-                            gc_after_tick=True)
+        server: DemoServer | SocketIOServer
+        if args.socketio:
+            # Imported here: python-socketio and uvicorn load only for this flavour.
+            from .socketio_server import SocketIOServer, packet_logger
+
+            if not args.verbose:
+                packet_logger.setLevel(logging.WARNING)
+            server = SocketIOServer(args.host, args.port, compression=args.compression,
+                                    allow_origins=args.allow_origin)
+        else:
+            server = DemoServer(args.host, args.port, compression=args.compression,
+                                allow_origins=args.allow_origin, rate_limit=args.rate_limit,
+                                gc_after_tick=True)
         return asyncio.run(_serve(server))
     except (ServerStartError, ValueError) as exc:
         print(f"demo-server: error: {exc}", file=sys.stderr)
         return 2
 
 
-async def _serve(server: DemoServer) -> int:
+async def _serve(server: DemoServer | SocketIOServer) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with server:
+        endpoint = (f"WebSocket       {server.ws_url}" if isinstance(server, DemoServer)
+                    else f"Socket.IO       {server.url}socket.io/")
         print(f"demo-server listening on {server.host} port {server.port}\n"
               f"  Hello, World.   {server.url}\n"
               f"  browser page    {server.page_url}\n"
-              f"  WebSocket       {server.ws_url}\n"
+              f"  {endpoint}\n"
               "Press Ctrl-C to stop.", flush=True)
         if not is_loopback(server.host):
             print("Note: other machines on your network can reach this server; browsers "

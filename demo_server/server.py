@@ -22,7 +22,7 @@ import itertools
 import logging
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -35,7 +35,8 @@ from .record import ReceivedLog
 from .routes import SENSOR_WS_PATH, WS_PATH, Router, is_loopback
 from .sensor import Sensor
 
-__all__ = ["RateLimit", "DemoServer", "ServerStartError", "tick_message"]
+__all__ = ["RateLimit", "DemoServer", "ServerStartError", "check_address", "local_url",
+           "tick_message", "wall_clock_seconds"]
 
 logger = logging.getLogger("demo_server")
 frame_logger = logging.getLogger("demo_server.websockets")  # websockets' own log, -v: frames
@@ -84,9 +85,51 @@ class _TokenBucket:
         self.tokens -= 1
 
 
+async def wall_clock_seconds() -> AsyncIterator[int]:
+    """Yield each wall-clock second (Unix time) just after it starts, each one once.
+
+    After a stall only the current second comes, never a burst of stale ones. If the
+    caller's work on a second runs past the next boundary, that second comes at once,
+    late, rather than not at all. If the wall clock is stepped back, the next second
+    comes once the clock passes the last one.
+    """
+    loop = asyncio.get_running_loop()
+    last: int | None = None
+    while True:
+        now = time.time()
+        if last is not None and int(now) > last:
+            await asyncio.sleep(0)  # late: nothing yielded for this second yet, yield it now
+        else:
+            # Timers fire up to a couple of milliseconds late (the selector rounds up
+            # to whole milliseconds): wake early, then yield until the boundary.
+            boundary = loop.time() + int(now) + 1 - now
+            await asyncio.sleep(max(0.0, boundary - loop.time() - WAKE_EARLY))
+            while loop.time() < boundary:
+                await asyncio.sleep(0)
+        second = int(time.time())
+        if last is not None and second <= last:
+            continue  # the wall clock was stepped back: wait for a new second
+        last = second
+        yield second
+
+
 def tick_message(epoch_second: int) -> str:
     """The ``second`` event for one wall-clock second, stamped with the time it is sent."""
     return encode(Event.SECOND, tick_data(epoch_second, time.time()))
+
+
+def check_address(host: str, port: int) -> None:
+    """Raise :class:`ValueError` unless ``host`` and ``port`` can name a listening address."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"host must be a non-empty string, got {host!r}")
+
+
+def local_url(host: str, port: int) -> str:
+    """``http://host:port/``; a wildcard host is shown as loopback, which reaches it."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 class DemoServer:
@@ -113,10 +156,7 @@ class DemoServer:
         gc_after_tick: bool = False,
         sensor: Sensor | None = None,
     ) -> None:
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
-        if not isinstance(host, str) or not host:
-            raise ValueError(f"host must be a non-empty string, got {host!r}")
+        check_address(host, port)
         if max_size < 1:
             raise ValueError(f"max_size must be at least 1 byte, got {max_size!r}")
         self.host = host
@@ -145,8 +185,7 @@ class DemoServer:
     @property
     def url(self) -> str:
         """``http://host:port/``; a wildcard host is shown as loopback, which reaches it."""
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
+        return local_url(self.host, self.port)
 
     @property
     def ws_url(self) -> str:
@@ -197,28 +236,8 @@ class DemoServer:
             await self._server.wait_closed()
 
     async def _tick_forever(self) -> None:
-        """Broadcast one ``second`` event just after each wall-clock second boundary.
-
-        Each tick names the second it was sent in, so a tick is never sent twice; after a
-        stall the ticker sends only the current second, never a burst of stale ones. If
-        sending (or collecting garbage) ran past a boundary, that second's tick goes out
-        at once, late, rather than not at all.
-        """
-        loop = asyncio.get_running_loop()
-        while True:
-            now = time.time()
-            if self.last_tick is not None and int(now) > self.last_tick:
-                await asyncio.sleep(0)  # late: no tick for this second yet, send it now
-            else:
-                # Timers fire up to a couple of milliseconds late (the selector rounds up
-                # to whole milliseconds): wake early, then yield until the boundary.
-                boundary = loop.time() + int(now) + 1 - now
-                await asyncio.sleep(max(0.0, boundary - loop.time() - WAKE_EARLY))
-                while loop.time() < boundary:
-                    await asyncio.sleep(0)
-            second = int(time.time())
-            if self.last_tick is not None and second <= self.last_tick:
-                continue  # the wall clock was stepped back: wait for a new second
+        """Broadcast one ``second`` event for each second of :func:`wall_clock_seconds`."""
+        async for second in wall_clock_seconds():
             self.last_tick = second
             self._send_tick(tick_message(second))
             if self.gc_after_tick:

@@ -10,28 +10,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .record import ReceivedLog
 from .server import DemoServer, ServerStartError
 
-__all__ = ["ServerThread", "ServerStartError"]
+if TYPE_CHECKING:
+    from .socketio_server import SocketIOServer
+
+__all__ = ["FLAVOURS", "ServerThread", "ServerStartError"]
+
+FLAVOURS = ("websocket", "socketio")  # DemoServer (/ws), SocketIOServer (/socket.io/)
 
 
 class ServerThread:
-    """Run :class:`~demo_server.server.DemoServer` in a background thread.
+    """Run the demo server in a background thread.
 
+    ``flavour="websocket"`` (the default) runs :class:`~demo_server.server.DemoServer`,
+    plain WebSocket on ``/ws``; ``flavour="socketio"`` runs
+    :class:`~demo_server.socketio_server.SocketIOServer`, the article's socket.io.
     ``start()`` returns once the server listens and raises :class:`ServerStartError` in the
-    caller's thread if it cannot. ``stop()`` closes clients with 1001 and joins the thread.
-    Keyword arguments go to :class:`DemoServer`. Also a context manager.
+    caller's thread if it cannot. ``stop()`` closes every client (``/ws``: 1001 going
+    away; socket.io: Engine.IO's close packet) and joins the thread. Other keyword
+    arguments go to the server class. Also a context manager.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, flavour: str = "websocket",
+        **options: Any,
+    ) -> None:
+        if flavour not in FLAVOURS:
+            raise ValueError(f"flavour must be one of {', '.join(FLAVOURS)}, got {flavour!r}")
         self.host = host
         self.requested_port = port
+        self.flavour = flavour
         self.options = options
         self.received = options.pop("received", None) or ReceivedLog()
-        self.server: DemoServer | None = None
+        self.server: DemoServer | SocketIOServer | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -44,9 +59,7 @@ class ServerThread:
         with self._lock:
             if self.running:
                 return self
-            server = DemoServer(
-                self.host, self.requested_port, received=self.received, **self.options
-            )
+            server = self._make_server()
             ready = threading.Event()
             failure: list[BaseException] = []
             self._thread = threading.Thread(
@@ -85,8 +98,21 @@ class ServerThread:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def _make_server(self) -> DemoServer | SocketIOServer:
+        if self.flavour == "socketio":
+            # Imported here: python-socketio and uvicorn load only for this flavour.
+            from .socketio_server import SocketIOServer
+
+            return SocketIOServer(
+                self.host, self.requested_port, received=self.received, **self.options
+            )
+        return DemoServer(self.host, self.requested_port, received=self.received, **self.options)
+
     def _run(
-        self, server: DemoServer, ready: threading.Event, failure: list[BaseException]
+        self,
+        server: DemoServer | SocketIOServer,
+        ready: threading.Event,
+        failure: list[BaseException],
     ) -> None:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
@@ -113,10 +139,18 @@ class ServerThread:
     # -- where to connect ------------------------------------------------------------------
 
     @property
-    def _live(self) -> DemoServer:
+    def _live(self) -> DemoServer | SocketIOServer:
         if not self.running or self.server is None:
             raise RuntimeError("the server is not running: call start() first")
         return self.server
+
+    @property
+    def _websocket_flavour(self) -> DemoServer:
+        server = self._live
+        if not isinstance(server, DemoServer):
+            raise RuntimeError("the socketio flavour has no /ws: a socket.io client connects "
+                               "to url")
+        return server
 
     @property
     def port(self) -> int:
@@ -124,13 +158,14 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        """``http://host:port/``, the hello page."""
+        """``http://host:port/``, the hello page; for the socketio flavour, also what
+        ``socketio.Client().connect()`` takes."""
         return self._live.url
 
     @property
     def ws_url(self) -> str:
-        """``ws://host:port/ws``, the WebSocket endpoint."""
-        return self._live.ws_url
+        """``ws://host:port/ws``, the WebSocket endpoint (websocket flavour)."""
+        return self._websocket_flavour.ws_url
 
     @property
     def page_url(self) -> str:
@@ -139,15 +174,16 @@ class ServerThread:
 
     @property
     def sensor_url(self) -> str:
-        """``ws://host:port/ws/sensor``, the sensor's push stream."""
-        return self._live.sensor_url
+        """``ws://host:port/ws/sensor``, the sensor's push stream (websocket flavour)."""
+        return self._websocket_flavour.sensor_url
 
     @property
     def clients(self) -> int:
-        """How many WebSocket clients are connected now."""
+        """How many clients are connected now (on ``/ws``, or to socket.io)."""
         return len(self.server.clients) if self.running and self.server else 0
 
     def __repr__(self) -> str:
         where = self.url if self.running else "stopped"
-        return f"<ServerThread {where}>"
+        flavour = "" if self.flavour == "websocket" else f"{self.flavour} "
+        return f"<ServerThread {flavour}{where}>"
 
