@@ -2,21 +2,33 @@
 
 ``with capture(port) as cap: ...`` records every TCP packet to or from ``port`` while the
 block runs; then ``cap.packets`` holds them (scapy packets, in arrival order) and
-``cap.save(path)`` writes a pcap. Pitfalls measured on Linux, and what this module does:
+``cap.save(path)`` writes a pcap. Two backends capture live, tried in this order:
+
+- ``"socket"``: scapy's own packet socket (Linux), BPF device (macOS) or Npcap (Windows).
+  It needs root or CAP_NET_RAW on Linux, read access to ``/dev/bpf*`` on macOS, Npcap on
+  Windows.
+- ``"dumpcap"``: Wireshark's ``dumpcap`` as a subprocess, writing pcap into a pipe that
+  scapy reads: the way Wireshark users capture without root (Debian: package
+  ``wireshark-common``, the user in group ``wireshark``).
+
+``cap.backend`` says which one ran; ``backend=`` forces one. :func:`capture_or_sample` adds
+the last resort, the bundled sample. Every way a capture can fail to start (no permission,
+no Npcap, no such interface, ...) is a :class:`CaptureUnavailable` whose message says why
+and how to enable capture on this OS. Pitfalls measured on Linux, and what this module does:
 
 - The loopback interface shows each packet twice (leaving and arriving): the socket keeps
-  only the arriving copy, as libpcap does.
+  only the arriving copy, as libpcap (and so dumpcap) does.
 - ``AsyncSniffer.start()`` returns before the sniffer listens: the packet socket is opened
   (and queues packets) before the block runs, and ``start()`` waits for the sniffer thread.
+  dumpcap writes its pcap header once it listens, and ``start()`` waits for that header.
 - ``AsyncSniffer.stop()`` drops packets still queued: after the block, a UDP sentinel is
   sent to the port until it comes back through the sniffer with no new TCP packet before it.
 - A 64 KB loopback segment is 65,549 bytes with its Ethernet header: the socket reads up to
   :data:`SNAPLEN` bytes, the kernel filter keeps as many, and the receive buffer is large.
 - The kernel (BPF) filter needs libpcap to compile it; without libpcap every loopback
   packet is filtered in Python instead (slower, same result).
-- Without root / CAP_NET_RAW, opening the socket fails at once with :class:`CaptureUnavailable`.
 
-CLI: ``python -m demo_server.capture --port PORT --seconds S --out FILE.pcap``.
+CLI: ``python -m demo_server.capture --port PORT --seconds S --out FILE.pcap [--backend B]``.
 """
 
 from __future__ import annotations
@@ -25,25 +37,32 @@ import argparse
 import contextlib
 import errno
 import os
+import re
 import select
+import shutil
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import scapy.layers.inet6  # noqa: F401  (so [::1] traffic dissects too)
 from scapy.arch.common import compile_filter, free_filter
 from scapy.config import conf
+from scapy.error import Scapy_Exception
 from scapy.layers.inet import TCP, UDP
 from scapy.packet import Packet
 from scapy.sendrecv import AsyncSniffer
-from scapy.utils import rdpcap, wrpcap
+from scapy.utils import PcapReader, rdpcap, wrpcap
 
 __all__ = [
+    "BACKENDS",
+    "SAMPLES",
     "SAMPLE_PORT",
     "SNAPLEN",
     "Capture",
@@ -56,39 +75,112 @@ __all__ = [
 
 SNAPLEN = 262_144  # bytes kept per packet, as tcpdump and Wireshark do
 SAMPLE_PORT = 8001  # the server port in the bundled samples (the article's port)
-_SAMPLES = {False: "sample.pcap", True: "sample-deflate.pcap"}
-_RCVBUF = 32 * 1024 * 1024  # kernel queue for the packet socket
+BACKENDS = ("socket", "dumpcap")  # the live backends, in the order they are tried
+SAMPLES = {  # name: what it holds (scripts/make_sample_capture.py says more)
+    "handshake": "one conversation with the demo server: handshake, ticks, ping, close",
+    "deflate": "the same conversation with permessage-deflate",
+    "poll-1hz": "notebook 07: 10 s of polling GET /sensor once a second",
+    "poll-10hz": "notebook 07: 10 s of polling GET /sensor ten times a second",
+    "push": "notebook 07: 10 s of listening to /ws/sensor",
+}
+_RCVBUF = 32 * 1024 * 1024  # kernel queue for the packet socket (and dumpcap's -B)
 _QUIET = 0.01  # seconds without a new packet that mean the conversation is over
 _DRAIN_ROUNDS = 200  # at most ~2 s of draining a port that never goes quiet
 _SENTINEL = b"demo_server.capture sentinel "
 _SENTINEL_TIMEOUT = 0.5  # seconds without progress before giving up on the sentinel
 _SENTINEL_WAITS = 60  # ... and at most 30 s in all
 _START_TIMEOUT = 5.0
+_STOP_TIMEOUT = 10.0  # for dumpcap to exit and the sniffer to read the end of the pipe
+# What scapy 2.8 raises when it cannot open a capture: OSError (Linux socket, libpcap,
+# dumpcap), ValueError (no such interface), Scapy_Exception (macOS BPF), RuntimeError
+# (Windows without Npcap).
+_OPEN_ERRORS = (OSError, ValueError, RuntimeError, Scapy_Exception)
 
 
 class CaptureUnavailable(PermissionError):
-    """Live capture is not allowed for this process; ``str()`` says why and how to enable it."""
+    """Live capture is not possible here; ``str()`` says why and how to enable it."""
 
 
 def _how_to_enable() -> str:
+    """How to let this user capture on this OS, without running Python as root."""
     if sys.platform == "darwin":
         return (
-            "run it as root, or give your user read access to the BPF devices /dev/bpf* "
-            "that capture lo0 (Wireshark's ChmodBPF does this)"
+            "to capture without sudo, install Wireshark with its ChmodBPF package (it lets "
+            "the access_bpf group read /dev/bpf*) and add your user to that group"
         )
     if sys.platform == "win32":
-        return 'install Npcap with "Support loopback traffic" ticked and run as administrator'
-    python = os.path.realpath(sys.executable)
+        return (
+            'install Npcap (https://npcap.com) with "Support loopback traffic" ticked, and '
+            "run as administrator if Npcap was restricted to administrators"
+        )
     return (
-        "run it as root, or grant this Python the capabilities once with "
-        f"`sudo setcap cap_net_raw,cap_net_admin+eip {python}`"
+        "to capture without root, install Wireshark's dumpcap and let your user run it "
+        "(Debian and Ubuntu: `sudo apt install wireshark-common`, answer Yes to letting "
+        "non-superusers capture, `sudo usermod -aG wireshark $USER`, log in again)"
     )
 
 
-def _is_permission_error(exc: OSError) -> bool:
-    if isinstance(exc, PermissionError) or exc.errno in (errno.EPERM, errno.EACCES):
+def _choose_interface(iface: str) -> str:
+    """What to do about an interface that does not exist."""
+    if iface == conf.loopback_name and sys.platform == "win32":
+        return _how_to_enable()  # Npcap without its loopback adapter
+    names = sorted({dev.network_name for dev in conf.ifaces.values()})
+    return f"pass one of the interfaces found here: {', '.join(names) or 'none'}"
+
+
+def _is_permission_error(exc: BaseException) -> bool:
+    if isinstance(exc, PermissionError):
         return True
-    return "permission" in str(exc).lower()  # libpcap reports it in words
+    if isinstance(exc, OSError) and exc.errno in (errno.EPERM, errno.EACCES):
+        return True
+    return any(word in str(exc).lower() for word in ("permission", "access is denied"))
+
+
+def _is_missing_interface(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENODEV, errno.ENXIO):
+        return True
+    text = str(exc)  # scapy's resolve_iface, BPF's BIOCSETIF, libpcap's and dumpcap's words
+    return any(words in text for words in ("not found", "BIOCSETIF failed", "No such device",
+                                           "no device named", "There is no device"))
+
+
+def _why(backend: str, exc: BaseException, iface: str) -> str:
+    """One clause: why ``backend`` could not capture on ``iface``."""
+    detail = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+    detail = detail.split(". ")[0]  # its first sentence: ours stays one sentence
+    if backend == "dumpcap" and isinstance(exc, FileNotFoundError):
+        return "Wireshark's dumpcap is not installed"
+    if _is_missing_interface(exc):
+        if iface == conf.loopback_name:
+            return f"no loopback interface {iface} was found ({detail})"
+        return f"there is no interface {iface} ({detail})"
+    if isinstance(exc, RuntimeError) and "winpcap" in str(exc).lower():
+        return "Npcap is not installed, and scapy needs it to capture on Windows"
+    if backend == "dumpcap":
+        if _is_permission_error(exc) and isinstance(exc, OSError) and exc.filename:
+            return f"this user may not run {exc.filename} ({detail})"
+        return f"dumpcap could not capture on {iface} ({detail})"
+    if _is_permission_error(exc):
+        if sys.platform == "darwin":
+            return f"this process may not read the BPF devices /dev/bpf* ({detail})"
+        if sys.platform == "win32":
+            return f"Npcap refused to open {iface} ({detail})"
+        return f"this process may not open a raw socket on {iface} ({detail})"
+    return f"scapy could not capture on {iface} ({detail})"
+
+
+def _open_libpcap_socket(iface: str, bpf: str) -> Any:
+    """scapy's socket on macOS (BPF) and Windows (Npcap): ``conf.L2listen``."""
+    sock: Any
+    try:
+        sock = conf.L2listen(iface=iface, filter=bpf)
+        sock.bpf = bpf
+    except Scapy_Exception as exc:
+        if "Cannot set filter" not in str(exc):
+            raise
+        sock = conf.L2listen(iface=iface)  # no libpcap to compile it: filter in Python
+        sock.bpf = None
+    return sock
 
 
 if sys.platform.startswith("linux"):
@@ -157,24 +249,102 @@ if sys.platform.startswith("linux"):
         return _LinuxListenSocket(iface, bpf)
 
 else:
+    _open_socket = _open_libpcap_socket
 
-    def _open_socket(iface: str, bpf: str):  # libpcap socket: macOS, Npcap
-        sock = conf.L2listen(iface=iface, filter=bpf)
-        sock.bpf = bpf
-        return sock
+
+class _DumpcapSocket:
+    """Wireshark's dumpcap capturing into a pipe, read by scapy: a socket for AsyncSniffer."""
+
+    nonblocking_socket = True  # recv() blocks in the sniffer thread until a packet or EOF
+    _STATISTICS = re.compile(r"received/dropped on interface .*: (\d+)/(\d+)")
+
+    def __init__(self, iface: str, bpf: str) -> None:
+        program = shutil.which("dumpcap", mode=os.F_OK)  # not executable: say so, below
+        if program is None:
+            raise FileNotFoundError(errno.ENOENT, "no such program on PATH", "dumpcap")
+        self.bpf = bpf
+        self._dropped: int | None = None
+        self._ending = False
+        self._process = subprocess.Popen(
+            [program, "-i", iface, "-f", bpf, "-s", str(SNAPLEN), "-B", str(_RCVBUF >> 20),
+             "-P", "-q", "-w", "-"],  # pcap (-P) into stdout (-w -), quietly (-q)
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._reader = self._read_header()
+
+    def _read_header(self) -> PcapReader:
+        """Wait until dumpcap listens (it then writes the pcap header); else raise its error."""
+        opened: list[PcapReader] = []
+        pipe: Any = self._process.stdout  # scapy's type hints want a file name
+
+        def read_header() -> None:
+            with contextlib.suppress(Scapy_Exception, EOFError, OSError):  # dumpcap exited
+                opened.append(PcapReader(pipe))
+
+        waiter = threading.Thread(target=read_header, daemon=True)
+        waiter.start()
+        waiter.join(_START_TIMEOUT)
+        if opened:
+            return opened[0]
+        self._process.kill()  # silent or failed: kill it, so that the waiter sees EOF
+        waiter.join(_START_TIMEOUT)
+        self._process.wait()
+        error = self._stderr()
+        lines = [line for line in error.splitlines() if line and not line.startswith(
+            ("Capturing on", "File:"))]
+        message = lines[0] if lines else f"no pcap header within {_START_TIMEOUT:g} s"
+        raise OSError(errno.EACCES if _is_permission_error(Exception(error)) else errno.EIO,
+                      message)
+
+    def _stderr(self) -> str:
+        assert self._process.stderr is not None
+        return self._process.stderr.read().decode(errors="replace")
+
+    def recv(self, x: int = SNAPLEN) -> Packet | None:
+        return self._reader.recv(x)  # EOFError once dumpcap has exited: the sniffer ends
+
+    @staticmethod
+    def select(sockets: list[Any], remain: float | None = None) -> list[Any]:
+        return sockets  # always readable: recv() blocks
+
+    def end(self) -> None:
+        """Stop dumpcap; the sniffer reads what is left in the pipe, then EOF."""
+        self._ending = True
+        self._process.terminate()
+        try:
+            self._process.wait(_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        found = self._STATISTICS.search(self._stderr())
+        self._dropped = int(found.group(2)) if found else None
+
+    def drops(self) -> int | None:
+        """Packets dumpcap or the kernel dropped, from dumpcap's statistics at exit."""
+        return self._dropped
+
+    def close(self) -> None:
+        """Kill dumpcap unless :meth:`end` stops it (the sniffer closes at EOF, meanwhile)."""
+        if not self._ending and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._reader.close()
 
 
 class Capture:
     """TCP packets of one port, captured live (:func:`capture`) or read from a pcap."""
 
-    def __init__(self, port: int, *, iface: str | None = None) -> None:
+    def __init__(self, port: int, *, iface: str | None = None, backend: str | None = None
+                 ) -> None:
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.port = port
         self.iface = iface or conf.loopback_name
+        self.backend = backend  # after start(): the live backend that runs, or "sample"
         self.packets: list[Packet] = []
         self.source = "live"  # or the pcap file the packets come from
         self.bpf: str | None = None  # the kernel filter, None when filtering in Python
         self.drops: int | None = None  # packets the kernel dropped (Linux), after stop()
-        self._sock = None
+        self._sock: Any = None
         self._sniffer: AsyncSniffer | None = None
         self._token = b""
         self._sentinel_seen = threading.Event()
@@ -192,15 +362,24 @@ class Capture:
         """Listen; return once the sniffer runs. Raises :class:`CaptureUnavailable`."""
         if self._sniffer is not None:
             raise RuntimeError("this capture is already running")
-        try:
-            self._sock = _open_socket(self.iface, f"port {self.port}")
-        except OSError as exc:
-            if not _is_permission_error(exc):
-                raise
+        reasons, advice = [], _how_to_enable()
+        openers = {"socket": _open_socket, "dumpcap": _DumpcapSocket}  # looked up now: tests
+        sock = None
+        for backend in (self.backend,) if self.backend else BACKENDS:
+            try:
+                sock = openers[backend](self.iface, f"port {self.port}")
+            except _OPEN_ERRORS as exc:
+                reasons.append(_why(backend, exc, self.iface))
+                if _is_missing_interface(exc):  # no backend can capture on it
+                    advice = _choose_interface(self.iface)
+                    break
+            else:
+                self.backend = backend
+                break
+        if sock is None:
             raise CaptureUnavailable(
-                f"Live capture is not possible: this process may not open a raw socket on "
-                f"{self.iface} ({exc.strerror or exc}); {_how_to_enable()}."
-            ) from exc
+                f"Live capture is not possible: {', and '.join(reasons)}; {advice}.")
+        self._sock = sock
         self.bpf = self._sock.bpf
         self.packets = []
         started = threading.Event()
@@ -270,8 +449,12 @@ class Capture:
 
     def _close(self) -> None:
         sniffer, self._sniffer = self._sniffer, None
+        assert sniffer is not None
         try:
-            if sniffer.running:
+            if isinstance(self._sock, _DumpcapSocket):
+                self._sock.end()  # the sniffer reads the rest of the pipe, then stops at EOF
+                sniffer.join(_STOP_TIMEOUT)
+            elif sniffer.running:
                 sniffer.stop(join=True)
             else:
                 sniffer.join()
@@ -301,39 +484,54 @@ class Capture:
         return f"<Capture port {self.port}: {len(self.packets)} packets from {self.source}>"
 
 
-def capture(port: int, *, iface: str | None = None) -> Capture:
+def capture(port: int, *, iface: str | None = None, backend: str | None = None) -> Capture:
     """Capture TCP port ``port`` on ``iface`` (default: loopback) while a ``with`` block runs.
+
+    ``backend`` (one of :data:`BACKENDS`) forces one; by default the first that works.
 
     >>> with capture(server.port) as cap:          # doctest: +SKIP
     ...     talk_to(server)
     >>> cap.save("session.pcap")                   # doctest: +SKIP
     """
-    return Capture(port, iface=iface)
+    return Capture(port, iface=iface, backend=backend)
 
 
-def load_sample(*, deflate: bool = False) -> Capture:
-    """The bundled sample conversation (permessage-deflate on if ``deflate``), on SAMPLE_PORT.
+def load_sample(name: str | None = None, *, deflate: bool = False) -> Capture:
+    """The bundled sample ``name`` (one of :data:`SAMPLES`), on :data:`SAMPLE_PORT`.
 
-    Made by ``scripts/make_sample_capture.py``; see its docstring for what it holds.
+    Without a name: the demo conversation, with permessage-deflate if ``deflate``. Made by
+    ``scripts/make_sample_capture.py``; see its docstring for what each one holds.
     """
-    with resources.as_file(resources.files(__package__) / "data" / _SAMPLES[deflate]) as path:
-        return Capture.from_pcap(path, SAMPLE_PORT)
+    name = name or ("deflate" if deflate else "handshake")
+    if name not in SAMPLES:
+        raise ValueError(f"no sample named {name!r}: choose one of {', '.join(SAMPLES)}")
+    file = {"handshake": "sample.pcap"}.get(name, f"sample-{name}.pcap")
+    with resources.as_file(resources.files(__package__) / "data" / file) as path:
+        cap = Capture.from_pcap(path, SAMPLE_PORT)
+    cap.backend = "sample"
+    return cap
 
 
 @contextlib.contextmanager
 def capture_or_sample(
-    port: int, *, iface: str | None = None, deflate: bool = False
+    port: int, *, iface: str | None = None, deflate: bool = False, sample: str | None = None,
+    backend: str | None = None,
 ) -> Iterator[Capture]:
-    """Like :func:`capture`, but without permission say why once and yield the sample.
+    """Like :func:`capture`, but when no backend can capture say why once and yield a sample.
 
-    Dissect with the yielded capture's ``port``: the sample's port is :data:`SAMPLE_PORT`.
+    The sample is :func:`load_sample` of ``sample`` and ``deflate``; ``backend="sample"``
+    asks for it directly. Dissect with the yielded capture's ``port``: the sample's port is
+    :data:`SAMPLE_PORT`, and its ``backend`` says which one ran.
     """
-    live = capture(port, iface=iface)
+    if backend == "sample":
+        yield load_sample(sample, deflate=deflate)
+        return
+    live = capture(port, iface=iface, backend=backend)
     try:
         live.start()
     except CaptureUnavailable as exc:
         print(f"{exc} Showing the bundled sample capture instead.", file=sys.stderr)
-        yield load_sample(deflate=deflate)
+        yield load_sample(sample, deflate=deflate)
         return
     try:
         yield live
@@ -351,17 +549,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, required=True, help="stop after S seconds")
     parser.add_argument("--out", required=True, help="the pcap file to write")
     parser.add_argument("--iface", help=f"interface (default: {conf.loopback_name})")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="capture with this one only (default: the first that works)")
     args = parser.parse_args(argv)
     if args.seconds < 0:
         parser.error("--seconds must not be negative")
-    cap = capture(args.port, iface=args.iface)
+    cap = capture(args.port, iface=args.iface, backend=args.backend)
     try:
         cap.start()
     except CaptureUnavailable as exc:
         print(f"capture: {exc}", file=sys.stderr)
         return 2
-    print(f"capturing TCP port {args.port} on {cap.iface} for {args.seconds:g} s "
-          "(Ctrl-C stops)", flush=True)
+    print(f"capturing TCP port {args.port} on {cap.iface} with {cap.backend} for "
+          f"{args.seconds:g} s (Ctrl-C stops)", flush=True)
     try:
         time.sleep(args.seconds)
     except KeyboardInterrupt:
@@ -369,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         cap.stop()
     cap.save(args.out)
-    dropped = f", {cap.drops} dropped by the kernel" if cap.drops else ""
+    dropped = f", {cap.drops} dropped" if cap.drops else ""
     print(f"{len(cap)} packets written to {args.out}{dropped}")
     return 0
 

@@ -18,11 +18,24 @@ Client frames use fixed masking keys (:data:`KEYS`). In ``sample-deflate.pcap`` 
 conversation negotiates permessage-deflate (window bits 12, context takeover); its data
 messages were compressed once with zlib 1.2.13 (level 6, memLevel 5, as websockets does)
 and are stored below as hex, so the file does not depend on the local zlib.
+
+Notebook 07's three runs, 10 s each, one after another from 2025-01-01 00:00:10 UTC, with the
+demo server's default :class:`~demo_server.sensor.Sensor` (so its spikes are the real ones
+of those seconds), each poll from its own client port:
+
+- ``sample-poll-1hz.pcap``: ``GET /sensor`` once a second; every poll is a new TCP
+  connection that the server closes after its ``Connection: close`` answer;
+- ``sample-poll-10hz.pcap``: the same ten times a second;
+- ``sample-push.pcap``: one WebSocket connection to ``/ws/sensor``: the reading at once, then
+  a ``sensor`` event at each change, 2 ms after it; a close 1000 from the client at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import http
+import json
+from email.utils import formatdate
 from pathlib import Path
 
 from scapy.layers.inet import IP, TCP
@@ -36,9 +49,11 @@ from websockets.utils import accept_key
 
 from demo_server.capture import SNAPLEN
 from demo_server.dissect import Direction, unmask
-from demo_server.events import Event, encode
+from demo_server.events import Event, encode, sensor_data
+from demo_server.routes import JSON, SENSOR_WS_PATH, respond
+from demo_server.sensor import Sensor
 
-__all__ = ["KEYS", "TcpFlow", "encode_frame", "main", "sample_packets"]
+__all__ = ["KEYS", "RUNS", "TcpFlow", "encode_frame", "main", "polling_packets", "sample_packets"]
 
 DATA = Path(__file__).resolve().parent.parent / "demo_server" / "data"
 CLIENT, SERVER = ("127.0.0.1", 50542), ("127.0.0.1", 8001)
@@ -61,6 +76,9 @@ DEFLATED = {  # zlib.compressobj(wbits=-12, memLevel=5), Z_SYNC_FLUSH, 00 00 ff 
 }
 OFFER = "permessage-deflate; client_max_window_bits"  # websockets' client offer
 AGREED = "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+RUNS = {"poll-1hz": 1, "poll-10hz": 10, "push": None}  # notebook 07: name, polls a second
+RUN_SECONDS = 10
+RUN_START = EPOCH + 10  # the first run; each next one starts RUN_SECONDS later
 
 
 def encode_frame(opcode: Opcode, payload: bytes, *, fin: bool = True, rsv1: bool = False,
@@ -80,9 +98,11 @@ def encode_frame(opcode: Opcode, payload: bytes, *, fin: bool = True, rsv1: bool
 class TcpFlow:
     """The packets of one synthetic loopback TCP connection, with consistent seq/ack."""
 
-    def __init__(self, client: tuple[str, int] = CLIENT, server: tuple[str, int] = SERVER
-                 ) -> None:
+    def __init__(self, client: tuple[str, int] = CLIENT, server: tuple[str, int] = SERVER,
+                 *, timestamps: bool = False) -> None:
         self.ends = {Direction.C2S: (client, server), Direction.S2C: (server, client)}
+        self.timestamps = timestamps  # TCP timestamps, as Linux sends: 52-byte headers
+        self.last_tsval = dict.fromkeys(Direction, 0)
         self.next_seq = {Direction.C2S: 0x1A2B3C4D, Direction.S2C: 0x5E6F7081}
         self.ip_id = {Direction.C2S: 0x1000, Direction.S2C: 0x8000}
         self.packets: list[Packet] = []
@@ -91,11 +111,16 @@ class TcpFlow:
         """Append one segment sent ``at`` (epoch seconds); advance the sequence numbers."""
         (src, sport), (dst, dport) = self.ends[way]
         other = Direction.S2C if way is Direction.C2S else Direction.C2S
+        options = []
+        if self.timestamps:
+            self.last_tsval[way] = round(at * 1000) % 2**32  # a 1 ms clock
+            options = [("NOP", None), ("NOP", None),
+                       ("Timestamp", (self.last_tsval[way], self.last_tsval[other]))]
         pkt = (Ether(src="00:00:00:00:00:00", dst="00:00:00:00:00:00")
                / IP(src=src, dst=dst, id=self.ip_id[way], flags="DF", ttl=64)
                / TCP(sport=sport, dport=dport, seq=self.next_seq[way],
                      ack=self.next_seq[other] if "A" in flags else 0, flags=flags,
-                     window=65535)
+                     window=65535, options=options)
                / data)
         pkt.time = at
         self.ip_id[way] += 1
@@ -164,13 +189,76 @@ def sample_packets(deflate: bool) -> list[Packet]:
     return flow.packets
 
 
+def _poll(flow: TcpFlow, sensor: Sensor, at: float) -> None:
+    """One ``GET /sensor`` on a new connection, answered as the demo server answers it."""
+    flow.open(at)
+    request = Request("/sensor", Headers([("Host", f"{SERVER[0]}:{SERVER[1]}"),
+                                          ("Accept-Encoding", "identity")]))
+    flow.send(Direction.C2S, request.serialize(), at + 0.0002)
+    read = at + 0.0004
+    body = json.dumps(sensor_data(sensor.value_at(read), read)).encode()
+    response = respond(http.HTTPStatus.OK, body, JSON, "no-store")
+    del response.headers["Date"]  # now: the sample's time instead
+    response.headers.update(Date=formatdate(read, usegmt=True), Server=AGENT)
+    flow.send(Direction.S2C, response.serialize(), at + 0.0006)
+    flow.close(Direction.S2C, at + 0.0008)
+
+
+def _push(flow: TcpFlow, sensor: Sensor, start: float, end: float) -> None:
+    """``/ws/sensor`` from ``start`` to ``end``: each change 2 ms late, then the close."""
+    key, accept = "x3JJHMbDL1EzLkh9GBhXDw==", accept_key("x3JJHMbDL1EzLkh9GBhXDw==")
+    request = Request(SENSOR_WS_PATH, Headers([
+        ("Host", f"{SERVER[0]}:{SERVER[1]}"), ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"), ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Extensions", OFFER), ("User-Agent", AGENT)]))
+    response = Response(101, "Switching Protocols", Headers([
+        ("Date", formatdate(start, usegmt=True)), ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept), ("Server", AGENT)]))
+    flow.open(start)
+    flow.send(Direction.C2S, request.serialize(), start + 0.0003)
+    flow.send(Direction.S2C, response.serialize(), start + 0.0011)
+    events = [(start + 0.0012, sensor.value_at(start + 0.0012))]  # the reading at once
+    for when, value in sensor.changes(start):
+        if when >= end - 0.002:
+            break
+        events.append((when, value))
+    for when, value in events:
+        sent = when + 0.002 if when > start + 0.0012 else when
+        message = encode(Event.SENSOR, {**sensor_data(value, when), "sent": round(sent, 6)})
+        flow.send(Direction.S2C, encode_frame(Opcode.TEXT, message.encode()), sent)
+    close = (1000).to_bytes(2, "big")
+    flow.send(Direction.C2S, encode_frame(Opcode.CLOSE, close, key=KEYS[2]), end)
+    flow.send(Direction.S2C, encode_frame(Opcode.CLOSE, close), end + 0.00015)
+    flow.close(Direction.S2C, end + 0.0003)
+
+
+def polling_packets(name: str) -> list[Packet]:
+    """Notebook 07's run ``name`` (a key of :data:`RUNS`), as this module's docstring says."""
+    sensor = Sensor()
+    start = RUN_START + RUN_SECONDS * list(RUNS).index(name)
+    rate = RUNS[name]
+    if rate is None:
+        flow = TcpFlow((CLIENT[0], 41000), timestamps=True)
+        _push(flow, sensor, start, start + RUN_SECONDS)
+        return flow.packets
+    packets = []
+    for i in range(RUN_SECONDS * rate):
+        flow = TcpFlow((CLIENT[0], 42000 + i), timestamps=True)  # a new port each time
+        _poll(flow, sensor, start + i / rate)
+        packets += flow.packets
+    return packets
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=DATA, help=f"default: {DATA}")
     out_dir = parser.parse_args(argv).out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, deflate in (("sample.pcap", False), ("sample-deflate.pcap", True)):
-        wrpcap(str(out_dir / name), sample_packets(deflate), snaplen=SNAPLEN)
+    files = {"sample.pcap": sample_packets(False), "sample-deflate.pcap": sample_packets(True)}
+    files.update((f"sample-{name}.pcap", polling_packets(name)) for name in RUNS)
+    for name, packets in files.items():
+        wrpcap(str(out_dir / name), packets, snaplen=SNAPLEN)
         print(out_dir / name)
 
 

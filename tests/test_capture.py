@@ -1,8 +1,9 @@
 """demo_server.capture on the real loopback, and dissection of what it captures.
 
-Every test here captures live (root or CAP_NET_RAW), except the simulated non-root ones.
-Servers are plain websockets servers on 127.0.0.1, port 0, in a thread; the last test uses
-the demo server itself.
+Every test here captures live (root or CAP_NET_RAW; dumpcap for its backend), except those
+that feed the capture the exceptions scapy raises on other OSes. Servers are plain
+websockets servers on 127.0.0.1, port 0, in a thread; some tests use the demo server
+itself. test_capture_unprivileged.py captures as a user without those rights.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import os
+import itertools
+import json
 import random
 import shutil
 import signal
@@ -22,6 +24,8 @@ import time
 from pathlib import Path
 
 import pytest
+from scapy.config import conf
+from scapy.error import Scapy_Exception
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
@@ -36,27 +40,33 @@ from demo_server import ClientThread, Event, ServerThread
 from demo_server import capture as capture_module
 from demo_server.capture import (
     SAMPLE_PORT,
+    SAMPLES,
     CaptureUnavailable,
     capture,
     capture_or_sample,
     load_sample,
 )
-from demo_server.dissect import Direction, dissect
+from demo_server.dissect import Direction, conversations, dissect
+from demo_server.sensor import Sensor
 
 ROOT = Path(__file__).resolve().parent.parent
 C2S, S2C = Direction.C2S, Direction.S2C
 
 
 
-def can_capture() -> bool:
+def can_capture(backend: str) -> bool:
     try:
-        capture(9).start().stop()
+        capture(9, backend=backend).start().stop()
     except CaptureUnavailable:
         return False
     return True
 
 
-live = pytest.mark.skipif(not can_capture(), reason="live capture needs root or CAP_NET_RAW")
+live = pytest.mark.skipif(not can_capture("socket"),
+                          reason="live capture needs root or CAP_NET_RAW")
+with_dumpcap = pytest.mark.skipif(not can_capture("dumpcap"),
+                                  reason="needs Wireshark's dumpcap, permitted to capture")
+BACKENDS = [pytest.param("socket", marks=live), pytest.param("dumpcap", marks=with_dumpcap)]
 
 
 def echo(ws):
@@ -131,13 +141,13 @@ CLOSE = WsFrame(Opcode.CLOSE, CloseCode.NORMAL_CLOSURE.to_bytes(2, "big"))
 
 # -- the capture itself -----------------------------------------------------------------------
 
-@live
-def test_listens_before_the_block_and_keeps_each_packet_once():
-    with (ws_server() as port, capture(port) as cap,
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_listens_before_the_block_and_keeps_each_packet_once(backend):
+    with (ws_server() as port, capture(port, backend=backend) as cap,
           ws_connect(port) as ws):  # at once: the SYN must be seen
         ws.send("hi")
         assert ws.recv(timeout=5) == "hi"
-    assert cap.bpf == f"port {port}" and cap.drops == 0
+    assert cap.backend == backend and cap.bpf == f"port {port}" and cap.drops == 0
     assert str(cap.packets[0]["TCP"].flags) == "S"
     assert set(collections.Counter(map(packet_key, cap)).values()) == {1}
     conv = dissect(cap, port)
@@ -162,12 +172,12 @@ def test_without_the_fix_loopback_shows_every_packet_twice(monkeypatch):
     assert set(collections.Counter(map(packet_key, cap)).values()) == {2}
 
 
-@live
-def test_64_kb_loopback_segments_are_captured_whole():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_64_kb_loopback_segments_are_captured_whole(backend):
     big = random.Random(1).randbytes(1_000_000)
     with ws_server(max_size=None) as port:
         for _ in range(5):  # the kernel picks segment sizes: wait for a 64 KB one
-            with capture(port) as cap:
+            with capture(port, backend=backend) as cap:
                 raw_session(port, [client(WsFrame(Opcode.BINARY, big))], big[-100:])
             if max(len(p) for p in cap) > 65_535:
                 break
@@ -213,33 +223,145 @@ def test_save_writes_a_pcap_that_dissects_the_same(tmp_path):
     assert messages(dissect(path, port)) == messages(dissect(cap, port))
 
 
-# -- without permission ------------------------------------------------------------------------
+# -- every way a capture can fail: CaptureUnavailable, with advice for the OS -----------------
 
-def refuse(iface, bpf):
-    raise PermissionError(errno.EPERM, "Operation not permitted")
+def failing(exc: Exception):
+    """An opener that raises ``exc``, as scapy raises it on another OS."""
+    def open_socket(iface, bpf):
+        raise exc
+    return open_socket
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux advice")
-def test_no_permission_is_one_clear_sentence(monkeypatch):
-    monkeypatch.setattr(capture_module, "_open_socket", refuse)
+def one_sentence(exc: CaptureUnavailable) -> str:
+    message = str(exc)
+    assert isinstance(exc, PermissionError) and "\n" not in message
+    assert message.startswith("Live capture is not possible: ") and message.endswith(".")
+    assert message.count(". ") == 0, message
+    return message
+
+
+# scapy 2.8's exceptions, word for word: macOS from scapy/arch/bpf/core.py (get_dev_bpf) and
+# supersocket.py; Windows from scapy/arch/windows/__init__.py (_NotAvailableSocket) and
+# arch/libpcap.py (pcap_activate's PCAP_ERROR_PERM_DENIED), interfaces.py (resolve_iface).
+NPF_LOOPBACK = r"\Device\NPF_Loopback"  # scapy's conf.loopback_name with Npcap
+OS_FAILURES = {
+    "macos-bpf-permission": ("darwin", "lo0", Scapy_Exception(
+        "Permission denied: could not open /dev/bpf0. Make sure to be running Scapy as root !"
+        " (sudo)"), "this process may not read the BPF devices /dev/bpf*", "ChmodBPF"),
+    "macos-no-bpf-device": ("darwin", "lo0", Scapy_Exception(
+        "No /dev/bpf handle is available !"), "scapy could not capture on lo0", "ChmodBPF"),
+    "macos-no-such-interface": ("darwin", "lo0", Scapy_Exception("BIOCSETIF failed on lo0"),
+                                "no loopback interface lo0 was found", "interfaces found"),
+    "windows-no-npcap": ("win32", NPF_LOOPBACK, RuntimeError(
+        "Sniffing and sending packets is not available at layer 2: winpcap is not installed. "
+        "You may use conf.L3socket or conf.L3socket6 to access layer 3"),
+        "Npcap is not installed", '"Support loopback traffic" ticked'),
+    "windows-npcap-for-administrators": ("win32", NPF_LOOPBACK, OSError(
+        NPF_LOOPBACK + ": You don't have permission to perform this capture on that device\n"
+        "(Error opening adapter: Access is denied.  (5))"),
+        "Npcap refused to open", "run as administrator"),
+    "windows-no-loopback-adapter": ("win32", NPF_LOOPBACK, ValueError(
+        f"Interface '{NPF_LOOPBACK}' not found !"), "no loopback interface", "npcap.com"),
+    "linux-raw-socket": ("linux", "lo", PermissionError(errno.EPERM, "Operation not permitted"),
+                         "may not open a raw socket on lo (Operation not permitted)",
+                         "apt install wireshark-common"),
+}
+
+
+@pytest.mark.parametrize("case", OS_FAILURES)
+def test_each_os_failure_is_one_sentence_with_that_os_advice(case, monkeypatch):
+    platform, loopback, exc, why, advice = OS_FAILURES[case]
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(conf, "loopback_name", loopback)
+    monkeypatch.setattr(capture_module, "_open_socket", failing(exc))
+    with pytest.raises(CaptureUnavailable) as info:
+        capture(8001, backend="socket").start()
+    message = one_sentence(info.value)
+    assert why in message and advice in message
+
+
+def test_real_missing_interface_names_those_that_exist():
+    for backend in ("socket", "dumpcap"):  # scapy's ValueError; dumpcap's words (or absence)
+        with pytest.raises(CaptureUnavailable) as info:
+            capture(8001, iface="nosuch0", backend=backend).start()
+        message = one_sentence(info.value)
+        if backend == "dumpcap" and not shutil.which("dumpcap"):
+            assert "Wireshark's dumpcap is not installed" in message
+            continue
+        assert "there is no interface nosuch0" in message
+        assert "pass one of the interfaces found here: " in message and " lo" in message
+
+
+def test_real_missing_loopback(monkeypatch):
+    monkeypatch.setattr(conf, "loopback_name", "lo-gone")
     with pytest.raises(CaptureUnavailable) as info:
         capture(8001).start()
-    message = str(info.value)
-    assert isinstance(info.value, PermissionError)
-    assert message.count(". ") == 0 and message.endswith(".")
-    assert "Operation not permitted" in message and "run it as root" in message
-    assert f"setcap cap_net_raw,cap_net_admin+eip {os.path.realpath(sys.executable)}" in message
+    assert "no loopback interface lo-gone was found" in one_sentence(info.value)
+
+
+def test_without_dumpcap_on_path_both_reasons(monkeypatch):
+    monkeypatch.setattr(capture_module, "_open_socket",
+                        failing(PermissionError(errno.EPERM, "Operation not permitted")))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(CaptureUnavailable) as info:
+        capture(8001).start()
+    message = one_sentence(info.value)
+    assert "raw socket on lo (Operation not permitted), and Wireshark's dumpcap is not " \
+           "installed; to capture without root" in message
+
+
+@live
+def test_libpcap_socket_and_without_libpcap_a_python_filter(monkeypatch):
+    """The macOS / Windows path, with scapy's real libpcap socket on Linux."""
+    monkeypatch.setattr(capture_module, "_open_socket", capture_module._open_libpcap_socket)
+    monkeypatch.setattr(conf, "use_pcap", True)  # scapy's libpcap sockets; undone after
+    libpcap_socket = conf.L2listen
+    assert libpcap_socket.__name__ == "L2pcapListenSocket"
+    bpfs = []
+    for missing_libpcap in (False, True):
+        if missing_libpcap:  # what scapy raises when libpcap cannot compile the filter
+            monkeypatch.setattr(libpcap_socket, "__init__", refuse_a_filter(
+                libpcap_socket.__init__))
+        with ws_server() as port, capture(port) as cap, ws_connect(port) as ws:
+            ws.send("hi")
+            ws.recv(timeout=5)
+        bpfs.append(cap.bpf and cap.bpf.replace(str(port), "PORT"))
+        conv = dissect(cap, port)
+        assert conv.warnings == [] and messages(conv)[0] == (C2S, Opcode.TEXT, b"hi")
+    assert bpfs == ["port PORT", None]
+
+
+def refuse_a_filter(init):
+    def without_filter(self, *args, filter=None, **kwargs):
+        if filter:
+            raise Scapy_Exception("Cannot set filter: libpcap is not available. Cannot compile "
+                                  "filter !")
+        init(self, *args, **kwargs)
+    return without_filter
 
 
 def test_no_permission_falls_back_to_the_sample(monkeypatch, capsys):
-    monkeypatch.setattr(capture_module, "_open_socket", refuse)
+    monkeypatch.setattr(capture_module, "_open_socket",
+                        failing(PermissionError(errno.EPERM, "Operation not permitted")))
+    monkeypatch.setenv("PATH", "/nonexistent")  # no dumpcap either
     with capture_or_sample(12345, deflate=True) as cap:
         pass
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Showing the bundled sample capture instead." in err
     assert cap.port == SAMPLE_PORT and cap.source.endswith("sample-deflate.pcap")
-    assert len(cap) == len(load_sample(deflate=True))
+    assert cap.backend == "sample" and len(cap) == len(load_sample(deflate=True))
     assert dissect(cap, cap.port).handshake.deflate is not None
+
+
+def test_forced_sample_and_every_sample_name(capsys):
+    with capture_or_sample(12345, sample="push", backend="sample") as cap:
+        pass
+    assert capsys.readouterr().err == "" and cap.source.endswith("sample-push.pcap")
+    assert all(len(load_sample(name)) > 10 for name in SAMPLES)
+    with pytest.raises(ValueError, match="no sample named 'nope': choose one of handshake"):
+        load_sample("nope")
+    with pytest.raises(ValueError, match="backend must be one of socket, dumpcap"):
+        capture(8001, backend="sample")
 
 
 @live  # as root: drop the capability to show what a reader without it sees
@@ -249,25 +371,36 @@ def test_cli_without_cap_net_raw_says_why_and_exits_2(tmp_path):
     result = subprocess.run(
         ["setpriv", "--bounding-set", caps, "--inh-caps", caps, sys.executable, "-m",
          "demo_server.capture", "--port", "8001", "--seconds", "5", "--out",
-         str(tmp_path / "x.pcap")],
+         str(tmp_path / "x.pcap"), "--backend", "socket"],
         capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "setcap" in result.stderr
+    assert result.stderr.count("\n") == 1 and "wireshark-common" in result.stderr
+    assert "raw socket on lo (Operation not permitted)" in result.stderr
     assert not (tmp_path / "x.pcap").exists()
+
+
+def test_cli_with_a_missing_interface_says_why_and_exits_2(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "demo_server.capture", "--port", "8001", "--seconds", "5",
+         "--out", str(tmp_path / "x.pcap"), "--iface", "nosuch0"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "there is no interface nosuch0" in result.stderr
 
 
 # -- the capture CLI ---------------------------------------------------------------------------
 
-@live
-def test_cli_captures_until_ctrl_c(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cli_captures_until_ctrl_c(tmp_path, backend):
     out = tmp_path / "cli.pcap"
     with ws_server() as port:
         proc = subprocess.Popen(
             [sys.executable, "-m", "demo_server.capture", "--port", str(port), "--seconds",
-             "30", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, cwd=ROOT)
+             "30", "--out", str(out), "--backend", backend], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=ROOT)
         try:
-            assert "capturing TCP port" in proc.stdout.readline()  # listening from here on
+            line = proc.stdout.readline()  # listening from here on
+            assert f"capturing TCP port {port} on lo with {backend}" in line
             with ws_connect(port) as ws:
                 ws.send("from the CLI")
                 ws.recv(timeout=5)
@@ -439,9 +572,9 @@ def test_twenty_captures_in_a_row_are_complete():
           f"max {max(timings) * 1000:.0f} ms each")
 
 
-@live
-def test_the_demo_server_ticks_and_client_data():
-    with (ServerThread() as server, capture(server.port) as cap,
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_demo_server_ticks_and_client_data(backend):
+    with (ServerThread() as server, capture(server.port, backend=backend) as cap,
           ClientThread(server.ws_url) as client_thread):
         client_thread.send(Event.CLIENT_DATA, "hi")
         client_thread.next(Event.SECOND, timeout=5)
@@ -452,3 +585,45 @@ def test_the_demo_server_ticks_and_client_data():
     texts = [(m.direction, m.text) for m in conv.messages if m.opcode is Opcode.TEXT]
     assert (C2S, '{"event":"client_data","data":"hi"}') in texts
     assert any(way is S2C and '"event":"second"' in text for way, text in texts)
+
+
+# -- notebook 07's samples -----------------------------------------------------------------
+
+SCRIPT = ROOT / "scripts" / "make_sample_capture.py"
+
+
+def test_polling_samples_are_what_the_script_makes(tmp_path):
+    subprocess.run([sys.executable, str(SCRIPT), "--out-dir", str(tmp_path)], check=True,
+                   capture_output=True, timeout=60, cwd=ROOT)
+    for name in ("poll-1hz", "poll-10hz", "push"):
+        bundled = ROOT / "demo_server" / "data" / f"sample-{name}.pcap"
+        made = tmp_path / f"sample-{name}.pcap"
+        assert made.read_bytes() == bundled.read_bytes(), f"re-run the script: {name}"
+
+
+def test_polling_samples_hold_the_three_runs_with_the_real_sensor():
+    sensor = Sensor()
+    for name, polls in (("poll-1hz", 10), ("poll-10hz", 100)):
+        convs = conversations(load_sample(name).packets, SAMPLE_PORT)
+        assert len(convs) == polls and len({c.client for c in convs}) == polls
+        for conv in convs:
+            request, answer = (conv.streams[way].data for way in Direction)
+            assert request.startswith(b"GET /sensor HTTP/1.1\r\n")
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK") and b"Cache-Control: no-store" in head
+            reading = json.loads(body)
+            assert reading["value"] == sensor.value_at(reading["t"])
+            assert [s.flags for s in conv.segments][-3:] == ["FA", "FA", "A"]  # server first
+            assert conv.segments[-3].direction is S2C
+        seconds = convs[-1].segments[0].time - convs[0].segments[0].time
+        assert seconds == pytest.approx(10 - 10 / polls)
+    (push,) = conversations(load_sample("push").packets, SAMPLE_PORT)
+    assert push.warnings == [] and push.handshake.request.path == "/ws/sensor"
+    events = [json.loads(m.text)["data"] for m in push.messages if m.opcode is Opcode.TEXT]
+    start = events[0]["t"]
+    changes = list(itertools.takewhile(lambda c: c[0] < start + 9.998, sensor.changes(start)))
+    assert [(e["t"], e["value"]) for e in events[1:]] == [
+        (round(when, 6), value) for when, value in changes]
+    assert events[0]["value"] == sensor.value_at(start)
+    assert len(sensor.spikes(start, start + 10)) >= 3
+    assert [m.close_code for m in push.messages if m.opcode is Opcode.CLOSE] == [1000, 1000]
