@@ -19,8 +19,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# JupyterLab refuses to run as root unless told: containers and cloud machines run as root.
+# LAB_ARGS passes more options, e.g. make lab LAB_ARGS="--no-browser --port=9999".
+LAB_ARGS ?=
 lab: $(VENV)/.installed
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/
 
 # Browser tests drive Debian's Chromium (never a downloaded one). As root on Debian this
 # installs it; otherwise it says what to run, and the browser tests are skipped.

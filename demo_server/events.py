@@ -14,7 +14,7 @@ from typing import Any
 __all__ = ["Event", "Message", "EventError", "encode", "decode", "sensor_data", "tick_data"]
 
 
-class Event(str, enum.Enum):
+class Event(enum.StrEnum):
     """Event names on the wire."""
 
     SECOND = "second"  # server -> client, once per wall-clock second

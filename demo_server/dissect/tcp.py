@@ -16,14 +16,11 @@ __all__ = ["Address", "Direction", "Segment", "Stream", "reassemble", "split_con
 Address = tuple[str, int]
 
 
-class Direction(str, enum.Enum):
-    """Which way a segment, frame or message travels."""
+class Direction(enum.StrEnum):
+    """Which way a segment, frame or message travels; ``str()`` gives ``c2s`` or ``s2c``."""
 
     C2S = "c2s"  # client to server
     S2C = "s2c"  # server to client
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
