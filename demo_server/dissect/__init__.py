@@ -22,7 +22,7 @@ dissected is said in ``Conversation.warnings``. CLI:
 """
 
 from .cli import main
-from .conversation import Conversation, DissectError, conversations, dissect
+from .conversation import Conversation, DissectError, Limits, conversations, dissect
 from .frames import Frame, FrameHeader, parse_header, unmask
 from .handshake import GUID, Deflate, Handshake, accept_key
 from .messages import WebSocketMessage
@@ -39,6 +39,7 @@ __all__ = [
     "Frame",
     "FrameHeader",
     "Handshake",
+    "Limits",
     "Message",
     "Segment",
     "Stream",

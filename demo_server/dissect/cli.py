@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from .conversation import DissectError, conversations, dissect
+from .conversation import DissectError, Limits, conversations, dissect
 
 __all__ = ["main"]
 
@@ -25,17 +25,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="every TCP connection to the port, in order of first packet "
                         "(e.g. socket.io's long-polling requests, then its WebSocket)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    defaults = Limits()
+    for name, what in (("max_packets", "packets read from the file"),
+                       ("max_inflated", "bytes inflated per connection (permessage-deflate)"),
+                       ("max_shown", "bytes (characters of text) of each payload or body "
+                        "in the JSON")):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=_positive, metavar="N",
+                            default=getattr(defaults, name),
+                            help=f"at most N {what} (default: {getattr(defaults, name):,})")
     args = parser.parse_args(argv)
+    limits = Limits(args.max_packets, args.max_inflated, args.max_shown)
     if args.all and args.client_port is not None:
         parser.error("--all and --client-port do not go together")
     logging.getLogger("scapy.runtime").setLevel(logging.ERROR)  # we report truncation once
     try:
         if args.all:
-            found = conversations(args.capture, args.port)
+            found = conversations(args.capture, args.port, limits=limits)
             if not found:
                 raise DissectError(f"no TCP packets to or from port {args.port}")
         else:
-            found = [dissect(args.capture, args.port, client_port=args.client_port)]
+            found = [dissect(args.capture, args.port, client_port=args.client_port,
+                             limits=limits)]
     except DissectError as exc:
         print(f"dissect: {exc}", file=sys.stderr)
         return 2
@@ -50,3 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dissect: {warnings[0]}{more}", file=sys.stderr)
         return 2
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value

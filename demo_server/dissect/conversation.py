@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from scapy.error import Scapy_Exception
 from scapy.packet import Packet
-from scapy.utils import rdpcap
+from scapy.utils import PcapReader
 
 from ..text import host_port
 from .application import decode_exchanges, decode_messages, engineio_query
@@ -23,13 +26,34 @@ from .messages import WebSocketMessage, assemble
 from .render import conversation_dict, table
 from .tcp import Address, Direction, Segment, Stream, reassemble, split_connections
 
-__all__ = ["Conversation", "DissectError", "conversations", "dissect"]
+__all__ = ["Conversation", "DissectError", "Limits", "conversations", "dissect"]
 
 Source = str | os.PathLike[str] | Iterable[Packet]  # a pcap or pcapng file, or its packets
 
 
 class DissectError(ValueError):
     """Nothing could be dissected (not a capture, no TCP traffic on the port)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much the dissector reads, inflates and shows: a hostile capture stays bounded.
+
+    ``max_packets`` packets are read from a file (a gzipped pcap of 400 000 packets would
+    take minutes and gigabytes); at most ``max_inflated`` bytes are inflated per connection
+    (permessage-deflate bombs); each payload, text or body in the JSON shows at most
+    ``max_shown`` bytes. Past a limit the rest is left out, and a warning says which limit.
+    """
+
+    max_packets: int = 100_000
+    max_inflated: int = 64 * 1024 * 1024
+    max_shown: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_packets", "max_inflated", "max_shown"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
 
 
 @dataclass
@@ -46,6 +70,7 @@ class Conversation:
     warnings: list[str] = field(default_factory=list)
     http: list[HttpExchange] = field(default_factory=list)  # when it did not upgrade
     engineio: EngineIOQuery | None = None  # socket.io's query, when the path is Engine.IO's
+    limits: Limits = field(default_factory=Limits, repr=False)
 
     def __repr__(self) -> str:
         return (f"<Conversation {host_port(*self.client)} -> {host_port(*self.server)}: "
@@ -65,23 +90,69 @@ class Conversation:
         return table(self)
 
 
-def _read(source: Source) -> list[Packet]:
-    if not isinstance(source, (str, os.PathLike)):
-        return list(source)
+@contextlib.contextmanager
+def _scapy_warnings() -> Iterator[list[str]]:
+    """What scapy's reader warns about meanwhile (a record cut short), kept, not printed."""
+    said: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    log = logging.getLogger("scapy.runtime")
+    level, propagate = log.level, log.propagate
+    log.setLevel(logging.WARNING)
+    log.addHandler(handler)
+    log.propagate = False
     try:
-        return list(rdpcap(os.fspath(source)))
+        yield said
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
+
+
+def _take(packets: Iterable[Packet], limits: Limits, warnings: list[str],
+          ends: Callable[[], int] | None = None) -> tuple[list[Packet], int]:
+    """Up to ``max_packets`` packets; with ``ends``, also where the last one ended."""
+    taken: list[Packet] = []
+    end = ends() if ends else 0
+    for packet in packets:
+        if len(taken) == limits.max_packets:
+            warnings.append(f"read only the first {limits.max_packets:,} packets "
+                            "(the max_packets limit; --max-packets raises it)")
+            return taken, -1
+        taken.append(packet)
+        end = ends() if ends else 0
+    return taken, end
+
+
+def _read(source: Source, limits: Limits, warnings: list[str]) -> list[Packet]:
+    """The packets of a file (pcap or pcapng, gzipped or not) or an iterable, up to the limit."""
+    if not isinstance(source, (str, os.PathLike)):
+        return _take(source, limits, warnings)[0]
+    name = os.fspath(source)
+    try:
+        with _scapy_warnings() as said, PcapReader(name) as reader:
+            # a classic pcap file, not gzipped: the offset of the last whole record tells
+            # whether the file goes on past it, cut inside a record header
+            plain = type(reader) is PcapReader and isinstance(reader.f, io.BufferedReader)
+            packets, end = _take(reader, limits, warnings, reader.f.tell if plain else None)
     except OSError as exc:
-        raise DissectError(f"cannot read {os.fspath(source)}: {exc.strerror or exc}") from exc
+        raise DissectError(f"cannot read {name}: {exc.strerror or exc}") from exc
     except (Scapy_Exception, EOFError, ValueError, struct.error, MemoryError) as exc:
-        raise DissectError(f"{os.fspath(source)} is not a pcap or pcapng file ({exc})") from exc
+        raise DissectError(f"{name} is not a pcap or pcapng file ({exc})") from exc
+    if plain and end >= 0 and (left := os.path.getsize(name) - end) > 0:
+        warnings.append(f"the capture file is cut short inside a record ({left} bytes left "
+                        "unread)")
+    warnings.extend(f"the capture file is cut short or damaged (scapy: {text})"
+                    for text in dict.fromkeys(said))
+    return packets
 
 
-def _dissect_connection(client: Address, server: Address, segments: list[Segment]
-                        ) -> Conversation:
+def _dissect_connection(client: Address, server: Address, segments: list[Segment],
+                        limits: Limits) -> Conversation:
     """Run the layers in order, each on what the one before found; stop where one finds none."""
     # TCP: each direction's byte stream
     streams = {way: reassemble(s for s in segments if s.direction is way) for way in Direction}
-    conv = Conversation(client, server, segments, streams)
+    conv = Conversation(client, server, segments, streams, limits=limits)
     if not any("S" in s.flags for s in segments):
         conv.warnings.append("the capture starts after the TCP connection was opened")
     for way, stream in streams.items():
@@ -116,20 +187,21 @@ def _dissect_connection(client: Address, server: Address, segments: list[Segment
     conv.frames = sorted(frames, key=lambda f: (f.packet, f.direction is Direction.S2C,
                                                 f.offset))
     # WebSocket messages; then socket.io's packets in them, when the path is Engine.IO's
-    conv.messages = assemble(conv.frames, shake.deflate, conv.warnings)
+    conv.messages = assemble(conv.frames, shake.deflate, conv.warnings, limits.max_inflated)
     if conv.engineio is not None:
         conv.messages = decode_messages(conv.messages, conv.warnings)
     return conv
 
 
-def dissect(source: Source, port: int, *, client_port: int | None = None) -> Conversation:
+def dissect(source: Source, port: int, *, client_port: int | None = None,
+            limits: Limits = Limits()) -> Conversation:
     """Dissect the WebSocket connection to TCP ``port`` in a pcap file or a list of packets.
 
     With several connections on the port, the first that upgraded to WebSocket is taken
     (or the one from ``client_port``). Raises :class:`DissectError` when nothing can be
     dissected; anything else that goes wrong is in the result's ``warnings``.
     """
-    found = conversations(source, port)
+    found = conversations(source, port, limits=limits)
     if client_port is not None:
         found = [conv for conv in found if conv.client[1] == client_port]
     if not found:
@@ -145,11 +217,19 @@ def dissect(source: Source, port: int, *, client_port: int | None = None) -> Con
     return chosen
 
 
-def conversations(source: Source, port: int) -> list[Conversation]:
+def conversations(source: Source, port: int, *, limits: Limits = Limits()
+                  ) -> list[Conversation]:
     """Every TCP connection to ``port`` in the capture, dissected, in order of first packet.
 
     Connections that never upgrade (plain HTTP requests) keep their reassembled
-    ``streams`` and, when it parses, their request and response in ``handshake``.
+    ``streams``, their requests and responses in ``http`` and the first of them in
+    ``handshake``. What the file itself got wrong (cut short, over ``limits``) is in the
+    ``warnings`` of every connection.
     """
-    return [_dissect_connection(client, server, segments)
-            for client, server, segments in split_connections(_read(source), port)]
+    said: list[str] = []
+    packets = _read(source, limits, said)
+    found = [_dissect_connection(client, server, segments, limits)
+             for client, server, segments in split_connections(packets, port)]
+    for conv in found:
+        conv.warnings[:0] = said
+    return found

@@ -51,14 +51,15 @@ class WebSocketMessage:
             return None
 
 
-def assemble(frames: Sequence[Frame], deflate: Deflate | None, warnings: list[str]
-             ) -> list[WebSocketMessage]:
+def assemble(frames: Sequence[Frame], deflate: Deflate | None, warnings: list[str],
+             max_inflated: int = _MAX_MESSAGE) -> list[WebSocketMessage]:
     """Join the frames (both directions, in capture order) into messages, in the same order.
 
     Each direction is inflated by its own decoder when ``deflate`` was negotiated; what
     breaks the rules of RFC 6455 or 7692 is skipped and said in ``warnings``.
     """
-    assemblers = {way: _Assembler(way, deflate, warnings) for way in Direction}
+    budget = _Budget(max_inflated)
+    assemblers = {way: _Assembler(way, deflate, warnings, budget) for way in Direction}
     messages = []
     for index, frame in enumerate(frames):
         message = assemblers[frame.direction].feed(index, frame)
@@ -70,12 +71,20 @@ def assemble(frames: Sequence[Frame], deflate: Deflate | None, warnings: list[st
 
 
 @dataclass
+class _Budget:
+    """Bytes both directions of a connection may still inflate."""
+
+    left: int
+
+
+@dataclass
 class _Assembler:
     """Joins one direction's frames into messages."""
 
     direction: Direction
     deflate: Deflate | None
     warnings: list[str]
+    budget: _Budget
     decoder: PerMessageDeflate | None = None
     opcode: Opcode | None = None  # of the message in progress
     parts: list[bytes] = field(default_factory=list)
@@ -108,8 +117,7 @@ class _Assembler:
             self.warnings.append(f"{where}: a continuation frame outside any message, skipped")
             return None
         try:
-            if self.decoder is not None:
-                ws_frame = self.decoder.decode(ws_frame, max_size=_MAX_MESSAGE)
+            ws_frame = self._inflate(ws_frame, where)
             ws_frame.check()
         except (ProtocolError, PayloadTooBig) as exc:
             self.warnings.append(f"{where}: {exc}")
@@ -128,9 +136,29 @@ class _Assembler:
         message = WebSocketMessage(self.direction, self.opcode, b"".join(self.parts),
                                    self.compressed, tuple(self.indexes))
         self._reset()
-        if message.opcode is Opcode.TEXT and message.text is None:
+        if message.opcode is Opcode.TEXT and message.text is None and self.budget.left > 0:
             self.warnings.append(f"{where}: the text message is not valid UTF-8")
         return message
+
+    def _inflate(self, ws_frame: WsFrame, where: str) -> WsFrame:
+        """The frame inflated, within the connection's budget; as sent once it is spent."""
+        if self.decoder is None:
+            return ws_frame
+        if self.budget.left <= 0:  # spent: leave compressed data as it is, RSV1 and all
+            return dataclasses.replace(ws_frame, rsv1=False)
+        limit = min(_MAX_MESSAGE, self.budget.left)
+        try:
+            inflated = self.decoder.decode(ws_frame, max_size=limit)
+        except PayloadTooBig:
+            if limit == _MAX_MESSAGE:
+                raise
+            self.budget.left = 0
+            self.warnings.append(f"{where}: inflated no further: the connection reached the "
+                                 "max_inflated limit (--max-inflated raises it); later "
+                                 "compressed messages are left as sent")
+            return dataclasses.replace(ws_frame, rsv1=False)
+        self.budget.left -= len(inflated.data)
+        return inflated
 
     def _control(self, opcode: Opcode, ws_frame: WsFrame, index: int) -> WebSocketMessage:
         message = WebSocketMessage(self.direction, opcode, bytes(ws_frame.data), False, (index,))

@@ -24,37 +24,48 @@ __all__ = ["conversation_dict", "table"]
 
 def conversation_dict(conv: Conversation) -> dict[str, Any]:
     """The JSON-ready form printed by ``--json``: handshake, frames, messages, warnings."""
+    limit = conv.limits.max_shown
     out: dict[str, Any] = {"handshake": _handshake_dict(conv.handshake)}
     if conv.engineio is not None:
         out["engineio"] = dataclasses.asdict(conv.engineio)
     if conv.http:
-        out["http"] = [_exchange_dict(exchange, conv.engineio is not None)
+        out["http"] = [_exchange_dict(exchange, conv.engineio is not None, limit)
                        for exchange in conv.http]
-    out["frames"] = [_frame_dict(frame) for frame in conv.frames]
-    out["messages"] = [_message_dict(message, conv.engineio is not None)
+    out["frames"] = [_frame_dict(frame, limit) for frame in conv.frames]
+    out["messages"] = [_message_dict(message, conv.engineio is not None, limit)
                        for message in conv.messages]
     out["warnings"] = conv.warnings
     return out
 
 
-def _body(body: bytes) -> dict[str, Any]:
+def _shown(key: str, value: str | bytes, limit: int) -> dict[str, Any]:
+    """``{key: text}``, or ``{key: hex}`` for bytes, of at most ``limit`` characters or
+    bytes (the max_shown limit), with ``"truncated": true`` when it was cut."""
+    out: dict[str, Any] = {key: value[:limit] if isinstance(value, str) else
+                           value[:limit].hex()}
+    if len(value) > limit:
+        out["truncated"] = True
+    return out
+
+
+def _body(body: bytes, limit: int) -> dict[str, Any]:
     """``{"body": text}`` for UTF-8, else ``{"body_hex": ...}``."""
     try:
-        return {"body": body.decode()}
+        return _shown("body", body.decode(), limit)
     except UnicodeDecodeError:
-        return {"body_hex": body.hex()}
+        return _shown("body_hex", body, limit)
 
 
-def _exchange_dict(exchange: HttpExchange, engineio: bool) -> dict[str, Any]:
+def _exchange_dict(exchange: HttpExchange, engineio: bool, limit: int) -> dict[str, Any]:
     request, response = exchange.request, exchange.response
     sent: dict[str, Any] = {"method": request.method, "path": request.path,
                             "headers": [list(item) for item in request.headers.raw_items()],
-                            **_body(exchange.request_body)}
+                            **_body(exchange.request_body, limit)}
     got: dict[str, Any] | None = None
     if response is not None:
         got = {"status": response.status_code, "reason": response.reason_phrase,
                "headers": [list(item) for item in response.headers.raw_items()],
-               **_body(bytes(response.body))}
+               **_body(bytes(response.body), limit)}
     if engineio:
         sent["packets"] = [packet.to_dict() for packet in exchange.request_packets]
         if got is not None:
@@ -82,7 +93,7 @@ def _handshake_dict(shake: Handshake | None) -> dict[str, Any] | None:
     }
 
 
-def _frame_dict(frame: Frame) -> dict[str, Any]:
+def _frame_dict(frame: Frame, limit: int) -> dict[str, Any]:
     return {
         "direction": frame.direction.value,
         "fin": frame.fin,
@@ -95,11 +106,11 @@ def _frame_dict(frame: Frame) -> dict[str, Any]:
         "payload_length": frame.payload_length,
         "length_bits": frame.length_bits,
         "masking_key": frame.masking_key.hex() if frame.masking_key else None,
-        "payload_hex": frame.payload.hex(),
+        **_shown("payload_hex", frame.payload, limit),
     }
 
 
-def _message_dict(message: WebSocketMessage, engineio: bool) -> dict[str, Any]:
+def _message_dict(message: WebSocketMessage, engineio: bool, limit: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "direction": message.direction.value,
         "opcode": int(message.opcode),
@@ -107,9 +118,9 @@ def _message_dict(message: WebSocketMessage, engineio: bool) -> dict[str, Any]:
         "compressed": message.compressed,
     }
     if message.text is not None:
-        out["text"] = message.text
+        out.update(_shown("text", message.text, limit))
     else:
-        out["data_hex"] = message.data.hex()
+        out.update(_shown("data_hex", message.data, limit))
     if message.opcode is Opcode.CLOSE:
         out["close_code"] = None if message.close_code is None else int(message.close_code)
         out["close_reason"] = message.close_reason
