@@ -82,6 +82,8 @@ SAMPLES = {  # name: what it holds (scripts/make_sample_capture.py says more)
     "poll-1hz": "notebook 07: 10 s of polling GET /sensor once a second",
     "poll-10hz": "notebook 07: 10 s of polling GET /sensor ten times a second",
     "push": "notebook 07: 10 s of listening to /ws/sensor",
+    "socketio": "notebook 08: 5 s recorded live: socket.io polling then WebSocket (8001), "
+                "plain /ws (8002), long-polling only (8003)",
 }
 _RCVBUF = 32 * 1024 * 1024  # kernel queue for the packet socket (and dumpcap's -B)
 _QUIET = 0.01  # seconds without a new packet that mean the conversation is over
