@@ -84,6 +84,7 @@ SAMPLES = {  # name: what it holds (scripts/make_sample_capture.py says more)
     "push": "notebook 07: 10 s of listening to /ws/sensor",
     "socketio": "notebook 08: 5 s recorded live: socket.io polling then WebSocket (8001), "
                 "plain /ws (8002), long-polling only (8003)",
+    "frames": "notebook 06: a message in fragments with a ping between, a binary message",
 }
 _RCVBUF = 32 * 1024 * 1024  # kernel queue for the packet socket (and dumpcap's -B)
 _QUIET = 0.01  # seconds without a new packet that mean the conversation is over

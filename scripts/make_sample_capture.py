@@ -4,8 +4,9 @@ Usage: ``python scripts/make_sample_capture.py [--out-dir demo_server/data]``
 
 The packets are synthesized with scapy (Ethernet/IPv4/TCP on loopback, consistent sequence
 and acknowledgement numbers, fixed timestamps), not captured, so every run writes the same
-bytes; a test checks that the bundled files are what this script writes. Both files hold one
-connection from 127.0.0.1:50542 to the demo server on 127.0.0.1:8001, on 2025-01-01 UTC:
+bytes; tests check that the bundled files are what this script writes. ``sample.pcap`` and
+``sample-deflate.pcap`` hold one connection from 127.0.0.1:50542 to the demo server on
+127.0.0.1:8001, on 2025-01-01 UTC:
 
 1. the TCP handshake, then ``GET /ws`` with RFC 6455's example key
    ``dGhlIHNhbXBsZSBub25jZQ==`` and the ``101`` answer with ``s3pPLMBiTxaQ9kYGzzhZRbK+xOo=``;
@@ -28,12 +29,21 @@ of those seconds), each poll from its own client port:
 - ``sample-poll-10hz.pcap``: the same ten times a second;
 - ``sample-push.pcap``: one WebSocket connection to ``/ws/sensor``: the reading at once, then
   a ``sensor`` event at each change, 2 ms after it; a close 1000 from the client at the end.
+
+Notebook 06's other frame types, ``sample-frames.pcap``: one connection from
+127.0.0.1:50544, opened at 00:00:50 UTC with the same handshake as ``sample.pcap``; after the
+tick of second 51, ``client_data`` ``"hello"`` in three fragments (text, FIN 0; continuation,
+FIN 0; continuation, FIN 0; then an empty continuation with FIN 1, as ``websockets`` ends a
+fragmented message) with a ping ``between`` (and its pong) after the first fragment; a binary
+message 00 01 02 ff and the server's ``error`` answer; a close 1000 ``bye`` both ways.
+Client frames are masked with :data:`KEYS` in turn.
 """
 
 from __future__ import annotations
 
 import argparse
 import http
+import itertools
 import json
 from email.utils import formatdate
 from pathlib import Path
@@ -49,11 +59,13 @@ from websockets.utils import accept_key
 
 from demo_server.capture import SNAPLEN
 from demo_server.dissect import Direction, unmask
-from demo_server.events import Event, encode, sensor_data
+from demo_server.events import Event, EventError, decode, encode, sensor_data, tick_data
 from demo_server.routes import JSON, SENSOR_WS_PATH, respond
 from demo_server.sensor import Sensor
+from demo_server.server import CLIENT_EVENTS
 
-__all__ = ["KEYS", "RUNS", "TcpFlow", "encode_frame", "main", "polling_packets", "sample_packets"]
+__all__ = ["FRAGMENTS", "KEYS", "RUNS", "TcpFlow", "encode_frame", "frames_packets", "main",
+           "polling_packets", "sample_packets"]
 
 DATA = Path(__file__).resolve().parent.parent / "demo_server" / "data"
 CLIENT, SERVER = ("127.0.0.1", 50542), ("127.0.0.1", 8001)
@@ -79,6 +91,10 @@ AGREED = "permessage-deflate; server_max_window_bits=12; client_max_window_bits=
 RUNS = {"poll-1hz": 1, "poll-10hz": 10, "push": None}  # notebook 07: name, polls a second
 RUN_SECONDS = 10
 RUN_START = EPOCH + 10  # the first run; each next one starts RUN_SECONDS later
+FRAMES_START = RUN_START + RUN_SECONDS * len(RUNS) + 10  # notebook 06's frames, 00:00:50
+HELLO = encode(Event.CLIENT_DATA, "hello")
+FRAGMENTS = (HELLO[:12], HELLO[12:26], HELLO[26:])  # as notebook 06 splits it
+BINARY = bytes([0, 1, 2, 255])
 
 
 def encode_frame(opcode: Opcode, payload: bytes, *, fin: bool = True, rsv1: bool = False,
@@ -155,8 +171,8 @@ def _data_frame(text: str, deflate: bool, key: bytes | None = None) -> bytes:
     return encode_frame(Opcode.TEXT, payload, rsv1=deflate, key=key)
 
 
-def sample_packets(deflate: bool) -> list[Packet]:
-    """The sample conversation described in this module's docstring."""
+def _upgrade(flow: TcpFlow, at: float, deflate: bool) -> None:
+    """TCP open, then ``GET /ws`` with RFC 6455's key and the ``101`` (Date: 2025-01-01)."""
     offer = [("Sec-WebSocket-Extensions", OFFER)] if deflate else []
     agreed = [("Sec-WebSocket-Extensions", AGREED)] if deflate else []
     request = Request("/ws", Headers([
@@ -170,12 +186,16 @@ def sample_packets(deflate: bool) -> list[Packet]:
         ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept_key(KEY)), *agreed,
         ("Server", AGENT),
     ]))
+    flow.open(at)
+    flow.send(Direction.C2S, request.serialize(), at + 0.0003)
+    flow.send(Direction.S2C, response.serialize(), at + 0.0011)
+
+
+def sample_packets(deflate: bool) -> list[Packet]:
+    """The sample conversation described in this module's docstring."""
     close = (1000).to_bytes(2, "big") + b"bye"
     flow = TcpFlow()
-    t = EPOCH + 0.25
-    flow.open(t)
-    flow.send(Direction.C2S, request.serialize(), t + 0.0003)
-    flow.send(Direction.S2C, response.serialize(), t + 0.0011)
+    _upgrade(flow, EPOCH + 0.25, deflate)
     flow.send(Direction.S2C, _data_frame(TICKS[1], deflate), EPOCH + 1.0004)
     flow.send(Direction.C2S, _data_frame(HI, deflate, KEYS[0]), EPOCH + 1.412)
     flow.send(Direction.S2C, _data_frame(TICKS[2], deflate), EPOCH + 2.00035)
@@ -186,6 +206,43 @@ def sample_packets(deflate: bool) -> list[Packet]:
     flow.send(Direction.C2S, encode_frame(Opcode.CLOSE, close, key=KEYS[2]), EPOCH + 3.2)
     flow.send(Direction.S2C, encode_frame(Opcode.CLOSE, close), EPOCH + 3.20015)
     flow.close(Direction.S2C, EPOCH + 3.2003)
+    return flow.packets
+
+
+def _error_answer(raw: bytes) -> str:
+    """The demo server's ``error`` answer to a message it refuses, as ``DemoServer`` sends it."""
+    try:
+        decode(raw, expect=CLIENT_EVENTS)
+    except EventError as exc:
+        return encode(Event.ERROR, {"message": str(exc)})
+    raise ValueError(f"the demo server accepts {raw!r}: no error to answer")
+
+
+def frames_packets() -> list[Packet]:
+    """Notebook 06's fragmented and binary messages, as this module's docstring says."""
+    keys = itertools.cycle(KEYS)
+    close = (1000).to_bytes(2, "big") + b"bye"
+    flow = TcpFlow((CLIENT[0], 50544))
+    _upgrade(flow, FRAMES_START + 0.25, False)
+    t = FRAMES_START + 1
+    flow.send(Direction.S2C, encode_frame(Opcode.TEXT, encode(
+        Event.SECOND, tick_data(FRAMES_START + 1, t + 0.000391)).encode()), t + 0.0004)
+    first, *rest = (fragment.encode() for fragment in FRAGMENTS)
+    client_frames = [(Opcode.TEXT, first, False), (Opcode.PING, b"between", True)]
+    client_frames += [(Opcode.CONT, fragment, False) for fragment in rest]
+    client_frames += [(Opcode.CONT, b"", True), (Opcode.BINARY, BINARY, True)]
+    at = t + 0.0012
+    for opcode, payload, fin in client_frames:
+        flow.send(Direction.C2S, encode_frame(opcode, payload, fin=fin, key=next(keys)), at)
+        if opcode is Opcode.PING:  # the client waits for the pong before the next fragment
+            flow.send(Direction.S2C, encode_frame(Opcode.PONG, payload), at + 0.00012)
+            at += 0.0002
+        at += 0.00005
+    answer = _error_answer(BINARY)
+    flow.send(Direction.S2C, encode_frame(Opcode.TEXT, answer.encode()), at + 0.0003)
+    flow.send(Direction.C2S, encode_frame(Opcode.CLOSE, close, key=next(keys)), at + 0.0012)
+    flow.send(Direction.S2C, encode_frame(Opcode.CLOSE, close), at + 0.00135)
+    flow.close(Direction.S2C, at + 0.0015)
     return flow.packets
 
 
@@ -257,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"sample.pcap": sample_packets(False), "sample-deflate.pcap": sample_packets(True)}
     files.update((f"sample-{name}.pcap", polling_packets(name)) for name in RUNS)
+    files["sample-frames.pcap"] = frames_packets()
     for name, packets in files.items():
         wrpcap(str(out_dir / name), packets, snaplen=SNAPLEN)
         print(out_dir / name)
