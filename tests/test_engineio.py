@@ -437,6 +437,7 @@ def test_garbage_raises_only_our_error_and_what_we_accept_the_references_read_al
     ("/ws", EngineIOQuery(None, None, None), False),
     ("/socket.iox/?transport=polling", EngineIOQuery(None, "polling", None), False),
     ("/static/socket.io.js", EngineIOQuery(None, None, None), False),
+    ("/socket.io/socket.io.js", EngineIOQuery(None, None, None), False),  # the client script
     ("/ws?eio=4", EngineIOQuery(None, None, None), False),
 ])
 def test_engineio_paths(path: str, query: EngineIOQuery, engineio: bool) -> None:

@@ -96,3 +96,41 @@ def test_the_page_reconnects_when_the_server_comes_back(page):
         assert server.received.text() == "ab"
     finally:
         server.stop()
+
+
+def test_the_browsers_session_dissects_whole(server, page):
+    """The official client in Chromium, captured: keep-alive polling, POSTs, the upgrade."""
+    from demo_server.capture import CaptureUnavailable, capture
+    from demo_server.dissect import conversations
+
+    try:
+        cap = capture(server.port).start()
+    except CaptureUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        page.goto(server.page_url)
+        page.wait_for_function("document.querySelector('#status').textContent"
+                               " === 'connected (websocket)'", timeout=5000)
+        page.locator("#text").press_sequentially("ok")
+        assert server.received.wait_for(2, timeout=3)
+        page.wait_for_timeout(1200)  # a tick or two over the WebSocket
+    finally:
+        cap.stop()
+    convs = [c for c in conversations(cap.packets, server.port) if c.engineio]
+    assert convs and all(c.warnings == [] for c in convs)
+    (websocket,) = [c for c in convs if c.engineio.transport == "websocket"]
+    # the page, its scripts and the polling share kept-alive connections: only requests to
+    # Engine.IO's path carry packets
+    exchanges = [e for c in convs for e in c.http if e.engineio]
+    assert any(not e.engineio for c in convs for e in c.http)
+    sent = [p.label for e in exchanges for p in e.request_packets]
+    assert "40 CONNECT /" in sent  # the browser connects its namespace over a POST
+    (opening,) = [e for e in exchanges if e.engineio.sid is None]
+    opened = opening.response_packets[0]
+    assert opened.label.startswith(f"0 open sid={websocket.engineio.sid}")
+    labels = [m.packet.label for m in websocket.messages if m.packet]
+    assert labels[:3] == ["2 ping probe", "3 pong probe", "5 upgrade"]
+    assert any(label.startswith('42 EVENT second {"second":') for label in labels)
+    typed = [p.label for p in sent if p.startswith("42")] + [
+        label for label in labels if label.startswith("42 EVENT client_data")]
+    assert sorted(typed) == ['42 EVENT client_data "k"', '42 EVENT client_data "o"']

@@ -118,13 +118,19 @@ def _body_packets(body: bytes, what: str, warnings: list[str]) -> tuple[Packet, 
 
 def decode_exchanges(exchanges: Sequence[HttpExchange], warnings: list[str]
                      ) -> list[HttpExchange]:
-    """The exchanges with their bodies decoded: a POST's packets, a GET's answer."""
+    """The exchanges, those to an Engine.IO path with their bodies decoded: a POST's
+    packets, a GET's answer. A browser keeps one connection for the page and the polling."""
     out = []
     for number, exchange in enumerate(exchanges, 1):
+        query = engineio_query(exchange.request.path)
+        if query is None:
+            out.append(exchange)
+            continue
         what = f"HTTP exchange {number}"
         sent = _body_packets(exchange.request_body, f"{what}, request body", warnings)
         answer = exchange.response
         got = () if answer is None or answer.status_code != 200 else _body_packets(
             bytes(answer.body), f"{what}, response body", warnings)
-        out.append(dataclasses.replace(exchange, request_packets=sent, response_packets=got))
+        out.append(dataclasses.replace(exchange, engineio=query, request_packets=sent,
+                                       response_packets=got))
     return out

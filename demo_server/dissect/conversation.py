@@ -69,7 +69,7 @@ class Conversation:
     messages: list[WebSocketMessage] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     http: list[HttpExchange] = field(default_factory=list)  # when it did not upgrade
-    engineio: EngineIOQuery | None = None  # socket.io's query, when the path is Engine.IO's
+    engineio: EngineIOQuery | None = None  # socket.io's query: the first Engine.IO request's
     limits: Limits = field(default_factory=Limits, repr=False)
 
     def __repr__(self) -> str:
@@ -171,9 +171,8 @@ def _dissect_connection(client: Address, server: Address, segments: list[Segment
             first = conv.http[0]
             conv.handshake = Handshake(first.request, c2s[:first.request_end], first.response,
                                        s2c[:first.response_end])
-        conv.engineio = engineio_query(conv.http[0].request.path if conv.http else None)
-        if conv.engineio is not None:
-            conv.http = decode_exchanges(conv.http, conv.warnings)
+        conv.http = decode_exchanges(conv.http, conv.warnings)
+        conv.engineio = next((e.engineio for e in conv.http if e.engineio), None)
         return conv
     conv.warnings += said
     conv.engineio = engineio_query(shake.request.path)

@@ -406,7 +406,10 @@ def parse_engineio_query(path: str) -> EngineIOQuery:
 
 
 def is_engineio_path(path: str) -> bool:
-    """True for a request target under ``/socket.io/`` or with an ``EIO=`` query parameter."""
-    url_path = urlsplit(path).path
-    on_path = url_path == SOCKETIO_PATH or url_path.startswith(SOCKETIO_PATH + "/")
+    """True for a request to ``/socket.io/`` itself or with an ``EIO=`` query parameter.
+
+    Not for other files under ``/socket.io/``: a socket.io server serves its browser client
+    at ``/socket.io/socket.io.js``, an ordinary script.
+    """
+    on_path = urlsplit(path).path.rstrip("/") == SOCKETIO_PATH
     return on_path or parse_engineio_query(path).eio is not None

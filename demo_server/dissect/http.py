@@ -22,6 +22,7 @@ from .handshake import HTTP_ERRORS, parse_http
 
 if TYPE_CHECKING:  # application.py imports this module
     from .application import Packet
+    from .engineio import EngineIOQuery
 
 __all__ = ["HttpExchange", "parse_exchanges"]
 
@@ -35,7 +36,9 @@ class HttpExchange:
     request_end: int
     response: Response | None  # body included; None when the capture has no answer
     response_end: int = 0
-    # socket.io's packets in each body (set by the application layer)
+    # socket.io's query and the packets in each body, for an Engine.IO path (set by the
+    # application layer)
+    engineio: EngineIOQuery | None = None
     request_packets: tuple[Packet, ...] = ()
     response_packets: tuple[Packet, ...] = ()
 

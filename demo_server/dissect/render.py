@@ -29,8 +29,7 @@ def conversation_dict(conv: Conversation) -> dict[str, Any]:
     if conv.engineio is not None:
         out["engineio"] = dataclasses.asdict(conv.engineio)
     if conv.http:
-        out["http"] = [_exchange_dict(exchange, conv.engineio is not None, limit)
-                       for exchange in conv.http]
+        out["http"] = [_exchange_dict(exchange, limit) for exchange in conv.http]
     out["frames"] = [_frame_dict(frame, limit) for frame in conv.frames]
     out["messages"] = [_message_dict(message, conv.engineio is not None, limit)
                        for message in conv.messages]
@@ -56,7 +55,7 @@ def _body(body: bytes, limit: int) -> dict[str, Any]:
         return _shown("body_hex", body, limit)
 
 
-def _exchange_dict(exchange: HttpExchange, engineio: bool, limit: int) -> dict[str, Any]:
+def _exchange_dict(exchange: HttpExchange, limit: int) -> dict[str, Any]:
     request, response = exchange.request, exchange.response
     sent: dict[str, Any] = {"method": request.method, "path": request.path,
                             "headers": [list(item) for item in request.headers.raw_items()],
@@ -66,7 +65,7 @@ def _exchange_dict(exchange: HttpExchange, engineio: bool, limit: int) -> dict[s
         got = {"status": response.status_code, "reason": response.reason_phrase,
                "headers": [list(item) for item in response.headers.raw_items()],
                **_body(bytes(response.body), limit)}
-    if engineio:
+    if exchange.engineio is not None:
         sent["packets"] = [packet.to_dict() for packet in exchange.request_packets]
         if got is not None:
             got["packets"] = [packet.to_dict() for packet in exchange.response_packets]
