@@ -49,8 +49,10 @@ notebooks: $(VENV)/.installed-test
 	  --TagRemovePreprocessor.enabled=True --TagRemovePreprocessor.remove_all_outputs_tags=solution \
 	  notebooks/[0-9]*.ipynb
 
+# ruff, then mypy on what [tool.mypy] in pyproject.toml lists (the package, tests, scripts).
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/fanout.py

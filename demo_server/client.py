@@ -176,8 +176,9 @@ class ClientThread:
             raise ConnectionError("not connected: call start() first")
         asyncio.run_coroutine_threadsafe(connection.send(message), loop).result(timeout)
 
-    def next(self, event: Event | str, timeout: float = 5.0) -> Any:
-        """Return the oldest unread message of ``event``, waiting up to ``timeout`` seconds."""
+    def next(self, event: Event | str, timeout: float | None = 5.0) -> Any:
+        """Return the oldest unread message of ``event``, waiting up to ``timeout`` seconds
+        (None: until one comes or the connection ends)."""
         event = Event(event)
         unread = self._unread[event]
         with self._changed:

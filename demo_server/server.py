@@ -22,8 +22,9 @@ import itertools
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -34,9 +35,11 @@ from .events import Event, EventError, decode, encode, sensor_data, tick_data
 from .record import ReceivedLog
 from .routes import SENSOR_WS_PATH, WS_PATH, Router, is_loopback
 from .sensor import Sensor
+from .text import host_port
 
-__all__ = ["RateLimit", "DemoServer", "ServerStartError", "check_address", "local_url",
-           "tick_message", "wall_clock_seconds"]
+__all__ = ["FAST_PATH_RELIES_ON", "SYSTEM_CLOCK", "Clock", "DemoServer", "RateLimit", "Sender",
+           "ServerStartError", "SystemClock", "broadcast_serialized", "check_address",
+           "local_url", "tick_message", "wall_clock_seconds"]
 
 logger = logging.getLogger("demo_server")
 frame_logger = logging.getLogger("demo_server.websockets")  # websockets' own log, -v: frames
@@ -85,7 +88,47 @@ class _TokenBucket:
         self.tokens -= 1
 
 
-async def wall_clock_seconds() -> AsyncIterator[int]:
+class Clock(Protocol):
+    """What the ticker reads and waits on; tests pass a fake one to skip the real seconds."""
+
+    def time(self) -> float:
+        """The wall clock: Unix time in seconds, which may be stepped."""
+        ...
+
+    def monotonic(self) -> float:
+        """A clock that never goes back, in seconds, for deadlines."""
+        ...
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return once :meth:`monotonic` has reached ``deadline``, not before."""
+        ...
+
+
+class SystemClock:
+    """The real clocks: :func:`time.time` and the running event loop's monotonic time."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Sleep to just before ``deadline``, then yield to the loop until it has passed.
+
+        Timers fire up to a couple of milliseconds late (the selector rounds up to whole
+        milliseconds): the timer is set :data:`WAKE_EARLY` seconds early instead.
+        """
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, deadline - loop.time() - WAKE_EARLY))
+        while loop.time() < deadline:
+            await asyncio.sleep(0)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+async def wall_clock_seconds(clock: Clock = SYSTEM_CLOCK) -> AsyncGenerator[int, None]:
     """Yield each wall-clock second (Unix time) just after it starts, each one once.
 
     After a stall only the current second comes, never a burst of stale ones. If the
@@ -93,29 +136,61 @@ async def wall_clock_seconds() -> AsyncIterator[int]:
     late, rather than not at all. If the wall clock is stepped back, the next second
     comes once the clock passes the last one.
     """
-    loop = asyncio.get_running_loop()
     last: int | None = None
     while True:
-        now = time.time()
+        now = clock.time()
         if last is not None and int(now) > last:
             await asyncio.sleep(0)  # late: nothing yielded for this second yet, yield it now
         else:
-            # Timers fire up to a couple of milliseconds late (the selector rounds up
-            # to whole milliseconds): wake early, then yield until the boundary.
-            boundary = loop.time() + int(now) + 1 - now
-            await asyncio.sleep(max(0.0, boundary - loop.time() - WAKE_EARLY))
-            while loop.time() < boundary:
-                await asyncio.sleep(0)
-        second = int(time.time())
-        if last is not None and second <= last:
-            continue  # the wall clock was stepped back: wait for a new second
+            await clock.sleep_until(clock.monotonic() + int(now) + 1 - now)
+        second = int(clock.time())
+        if second <= (int(now) if last is None else last):
+            # Not past the boundary waited for: the wall clock was stepped back, or runs
+            # slower than the monotonic one (NTP slewing). Wait for a new second.
+            continue
         last = second
         yield second
 
 
-def tick_message(epoch_second: int) -> str:
-    """The ``second`` event for one wall-clock second, stamped with the time it is sent."""
-    return encode(Event.SECOND, tick_data(epoch_second, time.time()))
+def tick_message(epoch_second: int, sent: float) -> str:
+    """The ``second`` event for one wall-clock second, stamped with ``sent``, the send time."""
+    return encode(Event.SECOND, tick_data(epoch_second, sent))
+
+
+Sender = Callable[[Iterable[ServerConnection], str], None]
+"""Sends one text message to each open connection given, like :func:`broadcast`."""
+
+# What broadcast_serialized relies on in websockets' asyncio ServerConnection beyond its
+# documented API, as of websockets 17. tests/test_fast_path.py checks each one and fails
+# naming it when a websockets release changes it.
+FAST_PATH_RELIES_ON = {
+    "transport": "the connection's asyncio.Transport (undocumented attribute): bytes written "
+                 "to it go out after everything websockets has written",
+    "send_in_progress": "None, except a Future while a fragmented message is being sent "
+                        "(undocumented attribute): a frame written then would land inside it",
+    "state": "OPEN until websockets queues a Close frame, and websockets writes what it "
+             "queues to the transport in the same step: no frame of websockets' is ever "
+             "waiting behind a tick, and none follows a Close frame",
+}
+
+
+def broadcast_serialized(connections: Iterable[ServerConnection], message: str) -> None:
+    """:func:`broadcast` without compression, building the frame once for everyone.
+
+    Server frames are not masked, so without compression a message is the same bytes for
+    every client: serialize the frame once and write those bytes to each connection's
+    transport, skipping (like broadcast()) connections that are closing or in the middle of
+    a fragmented message. Frames sent this way are not logged. It relies on the websockets
+    internals listed in :data:`FAST_PATH_RELIES_ON`.
+    """
+    frame = Frame(Opcode.TEXT, message.encode()).serialize(mask=False)
+    for connection in connections:
+        if connection.state is not State.OPEN or connection.send_in_progress is not None:
+            continue
+        try:
+            connection.transport.write(frame)
+        except Exception as exc:  # like broadcast(): one bad connection stops no one
+            connection.logger.warning("skipped broadcast: %s", exc)
 
 
 def check_address(host: str, port: int) -> None:
@@ -129,7 +204,7 @@ def check_address(host: str, port: int) -> None:
 def local_url(host: str, port: int) -> str:
     """``http://host:port/``; a wildcard host is shown as loopback, which reaches it."""
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    return f"http://{host_port(host, port)}/"
 
 
 class DemoServer:
@@ -140,7 +215,9 @@ class DemoServer:
     ``/ws`` besides the server's own. ``rate_limit=None`` turns rate limiting off.
     ``gc_after_tick=True`` moves the garbage collector's long pauses to just after a tick,
     for the whole process (see :meth:`_collect_garbage`); the ``demo-server`` command,
-    which owns its process, turns it on.
+    which owns its process, turns it on. ``clock`` is what the ticker reads and waits on.
+    ``sender`` sends each tick; by default :func:`broadcast_serialized`, or :func:`broadcast`
+    with compression on (each connection has its own deflate state) or frames logged (-v).
     """
 
     def __init__(
@@ -155,6 +232,8 @@ class DemoServer:
         received: ReceivedLog | None = None,
         gc_after_tick: bool = False,
         sensor: Sensor | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        sender: Sender | None = None,
     ) -> None:
         check_address(host, port)
         if max_size < 1:
@@ -168,6 +247,8 @@ class DemoServer:
         self.router = Router(allow_origins, self.sensor, loopback_only=is_loopback(host))
         self.received = received if received is not None else ReceivedLog()
         self.gc_after_tick = gc_after_tick
+        self.clock = clock
+        self.sender = sender
         self._connections_changed = 0  # opened or closed since the last full collection
         self.clients: set[ServerConnection] = set()
         self.sensor_clients: set[ServerConnection] = set()  # on /ws/sensor
@@ -236,35 +317,20 @@ class DemoServer:
             await self._server.wait_closed()
 
     async def _tick_forever(self) -> None:
-        """Broadcast one ``second`` event for each second of :func:`wall_clock_seconds`."""
-        async for second in wall_clock_seconds():
+        """Send one ``second`` event for each second of :func:`wall_clock_seconds`."""
+        async for second in wall_clock_seconds(self.clock):
             self.last_tick = second
-            self._send_tick(tick_message(second))
+            self._send_tick(tick_message(second, self.clock.time()))
             if self.gc_after_tick:
                 self._collect_garbage()
 
     def _send_tick(self, message: str) -> None:
-        """Send one tick to every open connection.
-
-        Server frames are not masked, so with compression off a tick is the same bytes for
-        every client: serialize the frame once and write those bytes to each connection,
-        which is what :func:`broadcast` does per connection, minus building the frame again
-        each time. With compression on (each connection has its own deflate state) or with
-        frames logged (``-v``), :func:`broadcast` does it, one frame per connection.
-        """
-        if self.compression or frame_logger.isEnabledFor(logging.DEBUG):
-            broadcast(self.clients, message)
-            return
-        frame = Frame(Opcode.TEXT, message.encode()).serialize(mask=False)
-        for connection in self.clients:
-            # Like broadcast(): skip connections closing, or in the middle of a fragmented
-            # message; tests/test_websocket.py checks the attributes this relies on.
-            if connection.state is not State.OPEN or connection.send_in_progress is not None:
-                continue
-            try:
-                connection.transport.write(frame)
-            except Exception as exc:  # like broadcast(): one bad connection stops no one
-                connection.logger.warning("skipped tick: %s", exc)
+        """Send one tick to every open connection on ``/ws``, with :attr:`sender`."""
+        send = self.sender
+        if send is None:
+            plain = not self.compression and not frame_logger.isEnabledFor(logging.DEBUG)
+            send = broadcast_serialized if plain else broadcast
+        send(self.clients, message)
 
     def _collect_garbage(self) -> None:
         """Run full garbage collections just after a tick, not across a tick's time.
@@ -303,11 +369,11 @@ class DemoServer:
             self.sensor_clients.discard(connection)
 
     async def _handle(self, connection: ServerConnection) -> None:
+        assert connection.request is not None  # handlers run after the opening handshake
         if connection.request.path.partition("?")[0] == SENSOR_WS_PATH:
             return await self._stream_sensor(connection)
         client = next(self._ids)
-        host, port = connection.remote_address[:2]
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        address = host_port(*connection.remote_address[:2])
         bucket = _TokenBucket(self.rate_limit) if self.rate_limit else None
         logger.info("client %d connected from %s", client, address)
         self.clients.add(connection)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-import socketio  # type: ignore[import-untyped]
+import socketio
 import uvicorn
 from websockets.datastructures import Headers
 from websockets.http11 import Request
@@ -34,6 +34,7 @@ from .events import Event, _clip, _json_type
 from .record import ReceivedLog
 from .routes import HELLO, TEXT, Router, is_loopback
 from .server import ServerStartError, _explain, check_address, local_url, logger, wall_clock_seconds
+from .text import host_port
 
 __all__ = ["SocketIOServer", "packet_logger"]
 
@@ -252,8 +253,7 @@ class SocketIOServer:
     # -- Socket.IO events ------------------------------------------------------------------
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
-        host, port = environ["asgi.scope"]["client"][:2]
-        client = _Client(next(self._ids), f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        client = _Client(next(self._ids), host_port(*environ["asgi.scope"]["client"][:2]))
         self.clients[sid] = client
         transport = "websocket" if environ["asgi.scope"]["type"] == "websocket" else "polling"
         logger.info("client %d connected from %s (socket.io, %s)",

@@ -254,7 +254,7 @@ class ReceivedView(_Snapshot):
         self.shown = 0  # messages shown, over all clients
         self._clients: dict[int, list[Any]] = {}  # client -> [address, count, text]
         self._changed = threading.Condition()
-        self.children = (self.summary,)
+        self.children: tuple[Any, ...] = (self.summary,)  # a row is added per client
         self.add_class("demo-received")
         with self._changed:
             self._unsubscribe = log.subscribe(self._on_item)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -18,16 +20,35 @@ from demo_server.cli import parse_args
 from .conftest import http_get
 
 
-def launch(*args: str, python=sys.executable, cwd=None) -> tuple[subprocess.Popen, int]:
+def launch(*args: str, python=sys.executable, cwd=None) -> tuple[subprocess.Popen[str], int]:
     """Start the CLI on a free port; return it and its port once it prints its URLs."""
     proc = subprocess.Popen(
         [python, "-m", "demo_server", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
     )
+    assert proc.stdout is not None
     banner = [proc.stdout.readline() for _ in range(5)]
     match = re.search(r"browser page\s+http://127\.0\.0\.1:(\d+)/socket\.html", "".join(banner))
     assert match, banner
     return proc, int(match.group(1))
+
+
+def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float = 10.0) -> str:
+    """Read the process's stderr until ``pattern`` is found in it; return what was read.
+
+    Bytes are read straight from the pipe (nothing stays in a buffer), so
+    ``proc.communicate()`` returns the rest afterwards.
+    """
+    assert proc.stderr is not None
+    fd, read = proc.stderr.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, read.decode(errors="replace")):
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], f"no {pattern!r} in {read!r}"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"stderr ended without {pattern!r}: {read!r}"
+        read += chunk
+    return read.decode()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -39,16 +60,17 @@ def test_cli_serves_everything_and_exits_0_on_a_signal(sig):
         with connect(f"ws://127.0.0.1:{port}/ws") as ws:
             assert '"second"' in ws.recv(timeout=3)
             ws.send('{"event":"client_data","data":"h"}')
-            time.sleep(0.2)  # let the log line be written before the signal
+            logged = read_until(proc, r"client_data from 127\.0\.0\.1:\d+: 'h'")
         started = time.monotonic()
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=5)
-        assert time.monotonic() - started < 2
+        out, err = proc.communicate(timeout=15)
+        # Well under the 10 s a close or a join would wait for before giving up.
+        assert time.monotonic() - started < 5
     finally:
         proc.kill()
     assert proc.returncode == 0
     assert "stopping" in out
-    assert re.search(r"client_data from 127\.0\.0\.1:\d+: 'h'", err), err
+    assert "Traceback" not in logged + err
 
 
 def test_cli_port_in_use_is_one_clear_line_and_exit_2():
