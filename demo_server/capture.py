@@ -234,13 +234,14 @@ if sys.platform.startswith("linux"):
                 self.ins.recv(SNAPLEN)
             self.drops()  # reading the statistics resets them
 
-        def recv_raw(self, x: int = SNAPLEN):
+        def recv_raw(self, x: int = SNAPLEN
+                     ) -> tuple[type[Packet] | None, bytes | None, float | None]:
             pkt, sa_ll, ts = self._recv_raw(self.ins, x)
             if self.drop_outgoing and sa_ll[2] == socket.PACKET_OUTGOING:
                 return None, None, None  # the loopback's first copy; the second one arrives
             return self.LL, pkt, ts if ts is not None else get_last_packet_timestamp(self.ins)
 
-        def recv(self, x: int = SNAPLEN, **kwargs) -> Packet | None:
+        def recv(self, x: int = SNAPLEN, **kwargs: Any) -> Packet | None:
             return super().recv(x, **kwargs)
 
         def drops(self) -> int:

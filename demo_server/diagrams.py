@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from IPython.display import HTML, Image
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from PIL import Image as PILImage
@@ -480,7 +481,7 @@ def header_bits(header: FrameHeader, *, title: str | None = None) -> Figure:
 _BOX = 6.5  # width of the payload box, in bit units
 
 
-def _payload_box(ax, x: float, y: float, header: FrameHeader) -> None:
+def _payload_box(ax: Axes, x: float, y: float, header: FrameHeader) -> None:
     """The start of the payload as on the wire: text when it reads as text, else hex."""
     x = x + 0.25 if x else x
     ax.add_patch(FancyBboxPatch((x, y), _BOX, 1, boxstyle="round,pad=0,rounding_size=0.2",
@@ -490,7 +491,7 @@ def _payload_box(ax, x: float, y: float, header: FrameHeader) -> None:
     if payload is None:
         shown = "payload …"
     else:
-        if header.masked:
+        if header.masking_key is not None:
             payload = unmask(payload, header.masking_key)  # back to the bytes on the wire
         text = printable_text(payload[:32])
         # text, else 6 bytes in hex and " …" when there are more
@@ -560,6 +561,8 @@ def packet_details(conv: Conversation, packets: list[Packet], direction: Directi
     pkt = packets[seg.packet]
     ip = pkt.getlayer(IP) or pkt.getlayer(IPv6)
     tcp = pkt.getlayer(TCP)
+    if ip is None or tcp is None:  # dissect found the segment in it: cannot happen
+        raise ValueError(f"packet #{seg.packet + 1} is not TCP over IP")
     version = "Internet Protocol Version 6" if isinstance(ip, IPv6) else \
         "Internet Protocol Version 4"
     names = {"F": "FIN", "S": "SYN", "R": "RST", "P": "PSH", "A": "ACK", "U": "URG"}

@@ -54,7 +54,7 @@ def main() -> None:
     print(json.dumps({
         "backend": cap.backend, "raw_socket": raw_socket, "drops": cap.drops,
         "warnings": conv.warnings, "first": conv.segments[0].flags,
-        "upgraded": conv.handshake.upgraded, "echoed": echoed == payload,
+        "upgraded": bool(conv.handshake and conv.handshake.upgraded), "echoed": echoed == payload,
         "messages": data == [("c2s", b"hello"), ("s2c", b"hello"), ("c2s", payload),
                              ("s2c", payload)],
         "closed": [m.opcode for m in conv.messages][-2:] == [8, 8], "complete": complete,

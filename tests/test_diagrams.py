@@ -5,7 +5,6 @@ Pictures are checked through what they hold (labels, bits, bytes), not pixel by 
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
@@ -30,11 +29,9 @@ from demo_server.diagrams import (
 )
 from demo_server.dissect import Direction, conversations, dissect, parse_header
 
+from .scripts import make_sample
+
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("make_sample_capture",
-                                               ROOT / "scripts" / "make_sample_capture.py")
-make_sample = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_sample)
 C2S, S2C = Direction.C2S, Direction.S2C
 RFC_KEY, RFC_ACCEPT = "dGhlIHNhbXBsZSBub25jZQ==", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 

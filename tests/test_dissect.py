@@ -5,12 +5,12 @@ Live captures made on loopback are dissected in test_capture.py.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.extensions.permessage_deflate import PerMessageDeflate
@@ -30,11 +30,10 @@ from demo_server.dissect import (
     unmask,
 )
 
+from .scripts import make_sample
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "make_sample_capture.py"
-_spec = importlib.util.spec_from_file_location("make_sample_capture", SCRIPT)
-make_sample = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_sample)
 TcpFlow, encode_frame = make_sample.TcpFlow, make_sample.encode_frame
 C2S, S2C = Direction.C2S, Direction.S2C
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -59,7 +58,8 @@ def handshake_bytes(extensions: str | None = None) -> tuple[bytes, bytes]:
     return request, response
 
 
-def flow_with(chunks: list[tuple[Direction, bytes]], extensions: str | None = None) -> TcpFlow:
+def flow_with(chunks: list[tuple[Direction, bytes]], extensions: str | None = None
+              ) -> Any:  # a make_sample.TcpFlow
     """A synthetic connection: handshake, then each chunk in its own segment, then FINs."""
     flow = TcpFlow()
     flow.open(1000.0)

@@ -7,9 +7,9 @@ import json
 import random
 
 import pytest
-from engineio.packet import Packet as ReferenceEngineIOPacket  # type: ignore[import-untyped]
-from engineio.payload import Payload as ReferencePayload  # type: ignore[import-untyped]
-from socketio.packet import Packet as ReferenceSocketIOPacket  # type: ignore[import-untyped]
+from engineio.packet import Packet as ReferenceEngineIOPacket
+from engineio.payload import Payload as ReferencePayload
+from socketio.packet import Packet as ReferenceSocketIOPacket
 
 from demo_server.dissect.engineio import (
     EngineIODecodeError,

@@ -176,7 +176,9 @@ def test_run_all_in_jupyterlab(lab, browser, name):
 
 
 def execution_count(prompt: str) -> int:
-    return int(re.search(r"\[(\d+)\]", prompt).group(1))
+    found = re.search(r"\[(\d+)\]", prompt)
+    assert found is not None, f"no execution count in {prompt!r}"
+    return int(found.group(1))
 
 
 def shut_down_kernels(base: str) -> None:

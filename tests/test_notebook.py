@@ -6,7 +6,7 @@ import asyncio
 import re
 
 import pytest
-from websockets.asyncio.server import serve
+from websockets.asyncio.server import ServerConnection, serve
 
 from demo_server import ClientThread, ServerThread
 from demo_server.notebook import PageFrame, demo_threads, keep, stop_all
@@ -37,7 +37,10 @@ def test_stop_all_stops_newest_first_so_clients_close_normally() -> None:
 
 def test_keep_closes_a_websockets_server_and_cancels_a_task() -> None:
     async def main() -> None:
-        server = keep("my_server", await serve(lambda ws: None, "127.0.0.1", 0))
+        async def idle(websocket: ServerConnection) -> None:
+            await websocket.wait_closed()
+
+        server = keep("my_server", await serve(idle, "127.0.0.1", 0))
         ticker = keep("my_ticker", asyncio.create_task(asyncio.sleep(60)))
         stop_all()
         await server.wait_closed()  # returns only once close() was called
@@ -62,6 +65,7 @@ def test_page_frame_shows_the_live_page_or_a_sketch_of_it() -> None:
         frame = PageFrame(server)
         shown = frame._repr_html_()
         assert shown.startswith(f'<object data="{server.page_url}" type="text/html"')
+        assert server.server is not None and server.server.last_tick is not None
         assert frame.second == server.server.last_tick % 60
         assert re.search(rf'class="demo-snapshot-second"[^>]*>{frame.second}</div>', shown)
         assert 'class="demo-snapshot demo-page-snapshot"' in shown

@@ -9,7 +9,6 @@ answers the sample's messages as the sample says.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import subprocess
 import sys
@@ -22,11 +21,10 @@ from websockets.server import ServerProtocol
 from demo_server.capture import SAMPLE_PORT, capture_or_sample, load_sample
 from demo_server.dissect import Direction, dissect
 
+from .scripts import make_sample
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "make_sample_capture.py"
-_spec = importlib.util.spec_from_file_location("make_sample_capture", SCRIPT)
-make_sample = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_sample)
 C2S, S2C = Direction.C2S, Direction.S2C
 HELLO = '{"event":"client_data","data":"hello"}'
 
@@ -112,7 +110,8 @@ def test_the_demo_server_answers_as_the_sample_says(server):
             await websocket.send(list(make_sample.FRAGMENTS))
             await websocket.send(make_sample.BINARY)
             for _ in range(5):  # ticks may come first
-                answer = await asyncio.wait_for(websocket.recv(), timeout=5)
+                answer = await asyncio.wait_for(websocket.recv(decode=True), timeout=5)
+                assert isinstance(answer, str)
                 if json.loads(answer)["event"] == "error":
                     return answer
         raise AssertionError("no error event in 5 messages")

@@ -83,9 +83,10 @@ def raw_session(port: int, **options) -> Iterator[ClientConnection]:
 
 def next_text(ws: ClientConnection, wanted: re.Pattern[str], timeout: float = 3.0) -> str:
     deadline = time.monotonic() + timeout
-    while not wanted.fullmatch(text := ws.recv(timeout=max(0.01, deadline - time.monotonic()))):
-        pass
-    return text
+    while True:
+        text = ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+        if isinstance(text, str) and wanted.fullmatch(text):
+            return text
 
 
 def request(port: int, method: str, path: str, headers: dict[str, str] | None = None,
