@@ -223,6 +223,27 @@ def _phases(rows: list[Arrow]) -> list[tuple[int, int, str]]:
     return runs
 
 
+def _lifelines(ax: Axes, top: float, rows: int, ends: Iterable[tuple[float, str]]) -> None:
+    """The ladder's frame: a vertical line and a name box for each end, the time heading."""
+    for x, name in ends:
+        ax.plot([x, x], [top + 0.35, rows - 0.5], color="#444444", lw=1.2, zorder=1)
+        ax.text(x, top, name, ha="center", va="center", fontsize=10, fontweight="bold",
+                zorder=3, bbox={"boxstyle": "round,pad=0.4", "fc": "#f2f2f2", "ec": "#444444"})
+    ax.text(0.05, top, "time (s)", ha="left", va="center", fontsize=9, color="#555555")
+
+
+def _arrow(ax: Axes, y: float, ends: tuple[float, float], direction: Direction, label: str,
+           color: str, *, lw: float, fontsize: float, text_color: str,
+           family: str | None) -> None:
+    """One horizontal arrow of a ladder, client to server or back, labelled above."""
+    x_client, x_server = ends
+    start, end = (x_client, x_server) if direction is Direction.C2S else (x_server, x_client)
+    ax.add_patch(FancyArrowPatch((start, y), (end, y), arrowstyle="-|>", mutation_scale=14,
+                                 lw=lw, color=color, zorder=2, shrinkA=0, shrinkB=0))
+    ax.text((x_client + x_server) / 2, y - 0.08, label, ha="center", va="bottom",
+            fontsize=fontsize, color=text_color, family=family, zorder=3)
+
+
 def ladder(conv: Conversation, *, acks: bool = False, title: str | None = None) -> Figure:
     """The conversation as a ladder diagram: time runs down, one arrow per packet.
 
@@ -244,27 +265,18 @@ def ladder(conv: Conversation, *, acks: bool = False, title: str | None = None) 
                    zorder=0)
         ax.text(1.05, (first + last) / 2, phase, ha="left", va="center", fontsize=9,
                 color="#555555", style="italic", linespacing=1.1)
-    for x, name, where in ((x_client, "client", host_port(*conv.client)),
-                           (x_server, "server", host_port(*conv.server))):
-        ax.plot([x, x], [top + 0.35, len(rows) - 0.5], color="#444444", lw=1.2, zorder=1)
-        ax.text(x, top, f"{name}\n{where}", ha="center", va="center", fontsize=10,
-                fontweight="bold", zorder=3,
-                bbox={"boxstyle": "round,pad=0.4", "fc": "#f2f2f2", "ec": "#444444"})
-    ax.text(0.05, top, "time (s)", ha="left", va="center", fontsize=9, color="#555555")
+    _lifelines(ax, top, len(rows), ((x_client, f"client\n{host_port(*conv.client)}"),
+                                    (x_server, f"server\n{host_port(*conv.server)}")))
     ax.text(x_note, top, "protocol · bytes", ha="left", va="center", fontsize=9,
             color="#555555")
     t0 = min((s.time for s in conv.segments), default=0.0)
     for y, arrow in enumerate(rows):
         seg, color = arrow.segment, COLORS[arrow.kind]
-        start, end = ((x_client, x_server) if seg.direction is Direction.C2S
-                      else (x_server, x_client))
         faint = arrow.kind in ("ack", "segment")
-        ax.add_patch(FancyArrowPatch((start, y), (end, y), arrowstyle="-|>",
-                                     mutation_scale=14, lw=1.0 if faint else 1.8,
-                                     color=color, zorder=2, shrinkA=0, shrinkB=0))
-        ax.text((x_client + x_server) / 2, y - 0.08, arrow.label, ha="center", va="bottom",
-                fontsize=8 if faint else 9.5, color="#222222" if not faint else "#777777",
-                family=_MONO if arrow.protocol == "WebSocket" else None, zorder=3)
+        _arrow(ax, y, (x_client, x_server), seg.direction, arrow.label, color,
+               lw=1.0 if faint else 1.8, fontsize=8 if faint else 9.5,
+               text_color="#777777" if faint else "#222222",
+               family=_MONO if arrow.protocol == "WebSocket" else None)
         ax.text(0.05, y, f"{seg.time - t0:8.4f}", ha="left", va="center", fontsize=8.5,
                 family=_MONO, color="#555555")
         size = f" · {len(seg.data)}" if seg.data else ""
@@ -361,21 +373,12 @@ def session_ladder(convs: list[Conversation], *, limit: int = 40,
     ax.set_xlim(0, 9.4)
     ax.set_ylim(len(rows) - 0.4 + (0.6 if len(steps) > limit else 0), top - 0.55)
     ax.axis("off")
-    for x, name in ((x_client, "client"), (x_server, "server")):
-        ax.plot([x, x], [top + 0.35, len(rows) - 0.5], color="#444444", lw=1.2, zorder=1)
-        ax.text(x, top, name, ha="center", va="center", fontsize=10, fontweight="bold",
-                zorder=3, bbox={"boxstyle": "round,pad=0.4", "fc": "#f2f2f2", "ec": "#444444"})
-    ax.text(0.05, top, "time (s)", ha="left", va="center", fontsize=9, color="#555555")
+    _lifelines(ax, top, len(rows), ((x_client, "client"), (x_server, "server")))
     ax.text(x_conn, top, "TCP", ha="center", va="center", fontsize=9, color="#555555")
     t0 = steps[0].time if steps else 0.0
     for y, step in enumerate(rows):
-        start, end = ((x_client, x_server) if step.direction is Direction.C2S
-                      else (x_server, x_client))
-        color = COLORS[step.kind]
-        ax.add_patch(FancyArrowPatch((start, y), (end, y), arrowstyle="-|>", mutation_scale=14,
-                                     lw=1.6, color=color, zorder=2, shrinkA=0, shrinkB=0))
-        ax.text((x_client + x_server) / 2, y - 0.08, step.label, ha="center", va="bottom",
-                fontsize=9, family=_MONO, color="#222222", zorder=3)
+        _arrow(ax, y, (x_client, x_server), step.direction, step.label, COLORS[step.kind],
+               lw=1.6, fontsize=9, text_color="#222222", family=_MONO)
         ax.text(0.05, y, f"{step.time - t0:7.3f}", ha="left", va="center", fontsize=8.5,
                 family=_MONO, color="#555555")
         ax.text(x_conn, y, f"#{step.connection}", ha="center", va="center", fontsize=8.5,
