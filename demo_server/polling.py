@@ -2,30 +2,36 @@
 
 The article's motivation, made into numbers: a client that polls ``GET /sensor`` asks again
 and again and still misses a short spike that falls between two polls; a client on
-``/ws/sensor`` is told of every change as it happens. Both watch the same
-:class:`~demo_server.sensor.Sensor`, so what each saw can be checked against the truth.
+``/ws/sensor`` is told of every change as it happens. Between them, long-polling
+(``GET /sensor?after=T``, held until the reading changes) and Server-Sent Events (one HTTP
+response that never ends). All watch the same :class:`~demo_server.sensor.Sensor`, so what
+each saw can be checked against the truth.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import SplitResult, urlencode, urlsplit
 
 from websockets.sync.client import connect
 
 from .dissect import Conversation, Direction
-from .events import Event, decode
+from .events import Event, Message, decode
 from .sensor import Sensor, Spike
+from .sse import CONTENT_TYPE, EventParser
 
-__all__ = ["Reading", "Outcome", "Traffic", "poll", "listen", "judge", "traffic"]
+__all__ = ["Reading", "Outcome", "Traffic", "poll", "long_poll", "listen", "listen_sse",
+           "judge", "traffic"]
 
 _ROUNDING = 1e-5  # the server sends its times rounded to the microsecond
-Progress = Callable[[float], object]  # called with the fraction done, 0.0 to 1.0
+_MAX_HEAD = 64 * 1024  # bytes of an event stream's response head
 
 
 @dataclass(frozen=True)
@@ -37,18 +43,43 @@ class Reading:
     t: float  # the server's time for the value: when it read it (poll) or it changed (push)
 
 
-def poll(url: str, rate: float, seconds: float, progress: Progress | None = None
-         ) -> list[Reading]:
+def _http_url(url: str) -> SplitResult:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"url must be http://host:port/path, got {url!r}")
+    return parts
+
+
+def _check_seconds(seconds: float) -> None:
+    if not 0 < seconds <= 600:
+        raise ValueError(f"need 0 < seconds <= 600, got {seconds}")
+
+
+def _get_json(parts: SplitResult, query: str, timeout: float) -> Any:
+    """``GET`` the URL ``parts`` with ``query`` on a new connection; its JSON answer."""
+    target = (parts.path or "/") + (f"?{query}" if query else "")
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        connection.request("GET", target)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"GET {target}: {response.status} {response.reason}: {body!r}")
+    return json.loads(body)
+
+
+def poll(url: str, rate: float, seconds: float) -> list[Reading]:
     """``GET url`` ``rate`` times a second for ``seconds``, on a fixed schedule.
 
     Each request is on time or skipped (never a burst to catch up), like a browser timer.
     ``url`` answers JSON with a ``value`` (``/sensor``).
     """
-    if not (0 < rate <= 100 and 0 < seconds <= 600):
-        raise ValueError(f"need 0 < rate <= 100 and 0 < seconds <= 600, got {rate}, {seconds}")
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"url must be http://host:port/path, got {url!r}")
+    if not 0 < rate <= 100:
+        raise ValueError(f"need 0 < rate <= 100, got {rate}")
+    _check_seconds(seconds)
+    parts = _http_url(url)
     readings = []
     slots = max(1, round(rate * seconds))
     start = time.time()
@@ -56,25 +87,47 @@ def poll(url: str, rate: float, seconds: float, progress: Progress | None = None
         due = start + slot / rate
         if time.time() <= due + 1 / rate:  # else this slot is already over: skip it
             time.sleep(max(0.0, due - time.time()))
-            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
-            try:
-                connection.request("GET", parts.path or "/")
-                body = json.loads(connection.getresponse().read())
-            finally:
-                connection.close()
+            body = _get_json(parts, parts.query, timeout=5)
             readings.append(Reading(time.time(), float(body["value"]), float(body["t"])))
-        if progress:
-            progress((slot + 1) / slots)
     # The last slot's answer arrives just after ``start + seconds - 1 / rate``: wait out the
     # last interval, so that every method watches the signal for ``seconds``.
     time.sleep(max(0.0, start + seconds - time.time()))
     return readings
 
 
-def listen(ws_url: str, seconds: float, progress: Progress | None = None) -> list[Reading]:
+def long_poll(url: str, seconds: float) -> list[Reading]:
+    """Long-poll ``url`` (``/sensor``) for ``seconds``: ask, get an answer when the reading
+    changes, ask again at once.
+
+    The first request is a plain ``GET`` (the reading now); each next one adds ``after=``
+    the ``t`` of the last answer, which the server holds until the next change. A request
+    still held when the time is up is given up.
+    """
+    _check_seconds(seconds)
+    parts = _http_url(url)
+    readings: list[Reading] = []
+    end = time.time() + seconds
+    while (left := end - time.time()) > 0:
+        after = [("after", f"{readings[-1].t:.6f}")] if readings else []
+        query = "&".join(q for q in (parts.query, urlencode(after)) if q)
+        try:
+            body = _get_json(parts, query, timeout=left)
+        except TimeoutError:
+            break
+        readings.append(Reading(time.time(), float(body["value"]), float(body["t"])))
+    return readings
+
+
+def _sensor_reading(message: Message) -> Reading | None:
+    """The reading a ``sensor`` event carries, stamped with when it arrived."""
+    if message.event is not Event.SENSOR:
+        return None
+    return Reading(time.time(), float(message.data["value"]), float(message.data["t"]))
+
+
+def listen(ws_url: str, seconds: float) -> list[Reading]:
     """Record every ``sensor`` event pushed on ``ws_url`` (``/ws/sensor``) for ``seconds``."""
-    if not 0 < seconds <= 600:
-        raise ValueError(f"need 0 < seconds <= 600, got {seconds}")
+    _check_seconds(seconds)
     if urlsplit(ws_url).scheme not in ("ws", "wss"):
         raise ValueError(f"ws_url must be ws://host:port/path, got {ws_url!r}")
     readings = []
@@ -86,13 +139,50 @@ def listen(ws_url: str, seconds: float, progress: Progress | None = None) -> lis
             except TimeoutError:
                 pass
             else:
-                message = decode(raw)
-                if message.event is Event.SENSOR:
-                    data = message.data
-                    readings.append(Reading(time.time(), float(data["value"]), float(data["t"])))
-            if progress:
-                progress(min(1.0, 1 - (end - time.time()) / seconds))
+                if reading := _sensor_reading(decode(raw)):
+                    readings.append(reading)
     return readings
+
+
+def listen_sse(url: str, seconds: float) -> list[Reading]:
+    """Record every ``sensor`` event on the Server-Sent Events stream ``url`` for ``seconds``.
+
+    It sends what a browser's ``EventSource`` sends and parses the stream as it does
+    (:class:`~demo_server.sse.EventParser`), without reconnecting when the stream ends.
+    """
+    _check_seconds(seconds)
+    parts = _http_url(url)
+    end = time.time() + seconds
+    request = (f"GET {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1\r\n"
+               f"Host: {parts.netloc}\r\nAccept: {CONTENT_TYPE}\r\nCache-Control: no-cache\r\n\r\n")
+    readings = []
+    parser = EventParser()
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=5) as sock:
+        sock.sendall(request.encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(4096)
+            if not chunk or len(received) > _MAX_HEAD:
+                raise RuntimeError(f"GET {url}: no event stream, the answer was {received!r}")
+            received += chunk
+        head, _, chunk = received.partition(b"\r\n\r\n")
+        status, _, rest = head.decode("latin-1").partition("\r\n")
+        if status.split(" ")[1:2] != ["200"] or f"content-type: {CONTENT_TYPE}" not in rest.lower():
+            raise RuntimeError(f"GET {url}: no event stream, the answer was {received!r}")
+        while True:
+            for event in parser.feed(chunk):
+                if reading := _sensor_reading(decode(event.data)):
+                    readings.append(reading)
+            if (left := end - time.time()) <= 0:
+                return readings
+            sock.settimeout(min(left, 0.25))
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                chunk = b""
+            else:
+                if not chunk:  # the server ended the stream
+                    return readings
 
 
 @dataclass

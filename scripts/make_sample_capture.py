@@ -20,15 +20,23 @@ conversation negotiates permessage-deflate (window bits 12, context takeover); i
 messages were compressed once with zlib 1.2.13 (level 6, memLevel 5, as websockets does)
 and are stored below as hex, so the file does not depend on the local zlib.
 
-Notebook 07's three runs, 10 s each, one after another from 2025-01-01 00:00:10 UTC, with the
-demo server's default :class:`~demo_server.sensor.Sensor` (so its spikes are the real ones
-of those seconds), each poll from its own client port:
+Notebook 07's five observers of one sensor, ``sample-observers.pcap``: all at the same time,
+for the same 10 s from 2025-01-01 00:00:10 UTC, with the demo server's default
+:class:`~demo_server.sensor.Sensor` (so its spikes are the real ones of those seconds), the
+demo server on port 8001 and its Server-Sent Events on port 8002:
 
-- ``sample-poll-1hz.pcap``: ``GET /sensor`` once a second; every poll is a new TCP
-  connection that the server closes after its ``Connection: close`` answer;
-- ``sample-poll-10hz.pcap``: the same ten times a second;
-- ``sample-push.pcap``: one WebSocket connection to ``/ws/sensor``: the reading at once, then
-  a ``sensor`` event at each change, 2 ms after it; a close 1000 from the client at the end.
+- ``GET /sensor?client=poll-1hz`` once a second and ``GET /sensor?client=poll-10hz`` ten
+  times a second; every poll is a new TCP connection, from its own client port, that the
+  server closes after its ``Connection: close`` answer;
+- long-polling, ``GET /sensor?client=long-poll`` answered at once, then each next request
+  with ``&after=`` the ``t`` of the last answer, 1 ms after it, answered 1 ms after the
+  next change; each on a new connection; the last one, still held at the end, is closed
+  by the client;
+- one WebSocket connection to ``/ws/sensor``: the reading at once, then a ``sensor`` event
+  at each change, 2 ms after it; a close 1000 from the client at the end;
+- one ``GET /sensor/events`` on port 8002: the ``text/event-stream`` head, ``retry: 2000``
+  with the reading at once, then the same ``sensor`` events as ``data:`` lines, 2 ms after
+  each change; the client closes it at the end.
 
 Notebook 06's other frame types, ``sample-frames.pcap``: one connection from
 127.0.0.1:50544, opened at 00:00:50 UTC with the same handshake as ``sample.pcap``; after the
@@ -60,12 +68,13 @@ from websockets.utils import accept_key
 from demo_server.capture import SNAPLEN
 from demo_server.dissect import Direction, unmask
 from demo_server.events import Event, EventError, decode, encode, sensor_data, tick_data
-from demo_server.routes import JSON, SENSOR_WS_PATH, respond
+from demo_server.routes import JSON, SENSOR_WS_PATH, next_change, respond
 from demo_server.sensor import Sensor
 from demo_server.server import CLIENT_EVENTS
+from demo_server.sse import CONTENT_TYPE, SSE_PATH, format_event
 
-__all__ = ["FRAGMENTS", "KEYS", "RUNS", "TcpFlow", "encode_frame", "frames_packets", "main",
-           "polling_packets", "sample_packets"]
+__all__ = ["FRAGMENTS", "KEYS", "TcpFlow", "encode_frame", "frames_packets", "main",
+           "observers_packets", "sample_packets"]
 
 DATA = Path(__file__).resolve().parent.parent / "demo_server" / "data"
 CLIENT, SERVER = ("127.0.0.1", 50542), ("127.0.0.1", 8001)
@@ -88,10 +97,9 @@ DEFLATED = {  # zlib.compressobj(wbits=-12, memLevel=5), Z_SYNC_FLUSH, 00 00 ff 
 }
 OFFER = "permessage-deflate; client_max_window_bits"  # websockets' client offer
 AGREED = "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
-RUNS = {"poll-1hz": 1, "poll-10hz": 10, "push": None}  # notebook 07: name, polls a second
-RUN_SECONDS = 10
-RUN_START = EPOCH + 10  # the first run; each next one starts RUN_SECONDS later
-FRAMES_START = RUN_START + RUN_SECONDS * len(RUNS) + 10  # notebook 06's frames, 00:00:50
+RUN_START, RUN_SECONDS = EPOCH + 10, 10  # notebook 07's observers, all at once
+SSE_SERVER = (SERVER[0], 8002)
+FRAMES_START = EPOCH + 50  # notebook 06's frames, 00:00:50
 HELLO = encode(Event.CLIENT_DATA, "hello")
 FRAGMENTS = (HELLO[:12], HELLO[12:26], HELLO[26:])  # as notebook 06 splits it
 BINARY = bytes([0, 1, 2, 255])
@@ -246,19 +254,38 @@ def frames_packets() -> list[Packet]:
     return flow.packets
 
 
-def _poll(flow: TcpFlow, sensor: Sensor, at: float) -> None:
-    """One ``GET /sensor`` on a new connection, answered as the demo server answers it."""
+def _ask(flow: TcpFlow, path: str, at: float) -> None:
+    """A new connection at ``at`` and ``GET path`` on it, as ``http.client`` sends it."""
     flow.open(at)
-    request = Request("/sensor", Headers([("Host", f"{SERVER[0]}:{SERVER[1]}"),
-                                          ("Accept-Encoding", "identity")]))
+    request = Request(path, Headers([("Host", f"{SERVER[0]}:{SERVER[1]}"),
+                                     ("Accept-Encoding", "identity")]))
     flow.send(Direction.C2S, request.serialize(), at + 0.0002)
-    read = at + 0.0004
-    body = json.dumps(sensor_data(sensor.value_at(read), read)).encode()
+
+
+def _answer(flow: TcpFlow, answered: float, reading: float, value: float) -> None:
+    """The demo server's answer to ``GET /sensor`` at ``answered``: ``value`` at time
+    ``reading``; then the server closes the connection."""
+    body = json.dumps(sensor_data(value, reading)).encode()
     response = respond(http.HTTPStatus.OK, body, JSON, "no-store")
     del response.headers["Date"]  # now: the sample's time instead
-    response.headers.update(Date=formatdate(read, usegmt=True), Server=AGENT)
-    flow.send(Direction.S2C, response.serialize(), at + 0.0006)
-    flow.close(Direction.S2C, at + 0.0008)
+    response.headers.update(Date=formatdate(answered, usegmt=True), Server=AGENT)
+    flow.send(Direction.S2C, response.serialize(), answered)
+    flow.close(Direction.S2C, answered + 0.0002)
+
+
+def _sensor_events(sensor: Sensor, start: float, end: float) -> list[tuple[float, str]]:
+    """``(sent, sensor event)``: the reading at ``start``, then each change 2 ms late."""
+    events = [(start + 0.0012, sensor.value_at(start + 0.0012))]  # the reading at once
+    for when, value in sensor.changes(start):
+        if when >= end - 0.002:
+            break
+        events.append((when, value))
+    messages = []
+    for when, value in events:
+        sent = when + 0.002 if when > start + 0.0012 else when
+        messages.append((sent, encode(Event.SENSOR, {**sensor_data(value, when),
+                                                     "sent": round(sent, 6)})))
+    return messages
 
 
 def _push(flow: TcpFlow, sensor: Sensor, start: float, end: float) -> None:
@@ -275,14 +302,7 @@ def _push(flow: TcpFlow, sensor: Sensor, start: float, end: float) -> None:
     flow.open(start)
     flow.send(Direction.C2S, request.serialize(), start + 0.0003)
     flow.send(Direction.S2C, response.serialize(), start + 0.0011)
-    events = [(start + 0.0012, sensor.value_at(start + 0.0012))]  # the reading at once
-    for when, value in sensor.changes(start):
-        if when >= end - 0.002:
-            break
-        events.append((when, value))
-    for when, value in events:
-        sent = when + 0.002 if when > start + 0.0012 else when
-        message = encode(Event.SENSOR, {**sensor_data(value, when), "sent": round(sent, 6)})
+    for sent, message in _sensor_events(sensor, start, end):
         flow.send(Direction.S2C, encode_frame(Opcode.TEXT, message.encode()), sent)
     close = (1000).to_bytes(2, "big")
     flow.send(Direction.C2S, encode_frame(Opcode.CLOSE, close, key=KEYS[2]), end)
@@ -290,21 +310,65 @@ def _push(flow: TcpFlow, sensor: Sensor, start: float, end: float) -> None:
     flow.close(Direction.S2C, end + 0.0003)
 
 
-def polling_packets(name: str) -> list[Packet]:
-    """Notebook 07's run ``name`` (a key of :data:`RUNS`), as this module's docstring says."""
+def _event_stream(flow: TcpFlow, sensor: Sensor, start: float, end: float) -> None:
+    """``GET /sensor/events`` from ``start`` to ``end``, as ``polling.listen_sse`` asks."""
+    host = f"{SSE_SERVER[0]}:{SSE_SERVER[1]}"
+    request = (f"GET {SSE_PATH} HTTP/1.1\r\nHost: {host}\r\nAccept: {CONTENT_TYPE}\r\n"
+               "Cache-Control: no-cache\r\n\r\n")
+    head = ("HTTP/1.1 200 OK\r\n"
+            f"Date: {formatdate(start, usegmt=True)}\r\nConnection: close\r\n"
+            f"Content-Type: {CONTENT_TYPE}\r\nCache-Control: no-store\r\n\r\n")
+    flow.open(start)
+    flow.send(Direction.C2S, request.encode(), start + 0.0003)
+    (first_sent, first), *changes = _sensor_events(sensor, start, end)
+    flow.send(Direction.S2C, head.encode() + format_event(first, retry_ms=2000), first_sent)
+    for sent, message in changes:
+        flow.send(Direction.S2C, format_event(message), sent)
+    flow.close(Direction.C2S, end)
+
+
+def _long_polls(sensor: Sensor, start: float, end: float) -> list[Packet]:
+    """Long-polling from ``start`` to ``end``, as this module's docstring says."""
+    path = "/sensor?client=long-poll"
+    flows: list[TcpFlow] = []
+    at, last = start, None  # when the next request goes out; the t of the last answer
+    while True:
+        flow = TcpFlow((CLIENT[0], 44000 + len(flows)), timestamps=True)
+        flows.append(flow)
+        if last is None:  # the first request: the reading now
+            target, reading = path, at + 0.0004
+            value, answered = sensor.value_at(reading), at + 0.0006
+        else:  # held until the next change
+            target = f"{path}&after={last:.6f}"
+            reading, value = next_change(sensor, last)
+            answered = reading + 0.001
+        _ask(flow, target, at)
+        if answered >= end:  # still held at the end: the client gives up
+            flow.close(Direction.C2S, end)
+            return [packet for flow in flows for packet in flow.packets]
+        _answer(flow, answered, reading, value)
+        at, last = answered + 0.001, round(reading, 6)
+
+
+def observers_packets() -> list[Packet]:
+    """Notebook 07's five observers at once, as this module's docstring says."""
     sensor = Sensor()
-    start = RUN_START + RUN_SECONDS * list(RUNS).index(name)
-    rate = RUNS[name]
-    if rate is None:
-        flow = TcpFlow((CLIENT[0], 41000), timestamps=True)
-        _push(flow, sensor, start, start + RUN_SECONDS)
-        return flow.packets
+    start, end = RUN_START, RUN_START + RUN_SECONDS
     packets = []
-    for i in range(RUN_SECONDS * rate):
-        flow = TcpFlow((CLIENT[0], 42000 + i), timestamps=True)  # a new port each time
-        _poll(flow, sensor, start + i / rate)
-        packets += flow.packets
-    return packets
+    for name, rate, first_port in (("poll-1hz", 1, 42000), ("poll-10hz", 10, 43000)):
+        for i in range(RUN_SECONDS * rate):
+            flow = TcpFlow((CLIENT[0], first_port + i), timestamps=True)
+            at = start + i / rate
+            _ask(flow, f"/sensor?client={name}", at)
+            _answer(flow, at + 0.0006, at + 0.0004, sensor.value_at(at + 0.0004))
+            packets += flow.packets
+    packets += _long_polls(sensor, start, end)
+    push = TcpFlow((CLIENT[0], 41000), timestamps=True)
+    _push(push, sensor, start, end)
+    stream = TcpFlow((CLIENT[0], 45000), SSE_SERVER, timestamps=True)
+    _event_stream(stream, sensor, start, end)
+    packets += push.packets + stream.packets
+    return sorted(packets, key=lambda packet: packet.time)  # as a capture of both ports
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -313,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = parser.parse_args(argv).out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"sample.pcap": sample_packets(False), "sample-deflate.pcap": sample_packets(True)}
-    files.update((f"sample-{name}.pcap", polling_packets(name)) for name in RUNS)
+    files["sample-observers.pcap"] = observers_packets()
     files["sample-frames.pcap"] = frames_packets()
     for name, packets in files.items():
         wrpcap(str(out_dir / name), packets, snaplen=SNAPLEN)

@@ -8,6 +8,7 @@ probability 1/20, and catching four of six is about 1 in 100,000.
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -15,7 +16,7 @@ from scapy.layers.inet import IP, TCP
 from demo_server import ServerThread
 from demo_server.capture import capture
 from demo_server.dissect import Direction, conversations
-from demo_server.polling import Reading, judge, listen, poll, traffic
+from demo_server.polling import Reading, judge, listen, listen_sse, long_poll, poll, traffic
 from demo_server.sensor import Sensor
 
 FAST = Sensor(width=0.05, period=0.5, seed=7)
@@ -42,32 +43,34 @@ def timed(client):
     return readings, start, time.time()
 
 
-def test_push_sees_every_spike_promptly(fast_server):
-    fractions = []
-    readings, start, _ = timed(lambda: listen(fast_server.sensor_url, SECONDS, fractions.append))
+@pytest.mark.parametrize("observer", ["WebSocket", "SSE", "long-polling"])
+def test_push_and_long_polling_see_every_spike_promptly(fast_server, observer):
+    watch = {"WebSocket": lambda: listen(fast_server.sensor_url, SECONDS),
+             "SSE": lambda: listen_sse(fast_server.sse_url, SECONDS),
+             "long-polling": lambda: long_poll(sensor_http(fast_server), SECONDS)}[observer]
+    readings, start, end = timed(watch)
+    assert end - start == pytest.approx(SECONDS, abs=0.5)
     # Judged from when the stream opened (its first message is the reading then) to PROMPT
     # before listening stopped: a spike that ends later may not have been pushed yet.
-    outcome = judge("push", readings, FAST, readings[0].t, start + SECONDS - PROMPT)
+    outcome = judge(observer, readings, FAST, readings[0].t, start + SECONDS - PROMPT)
     assert len(outcome.spikes) >= 4  # the ~2.7 s judged hold 4 whole periods at least
     assert outcome.missed == []
     assert outcome.median_latency is not None and outcome.median_latency < 0.1
     assert max(outcome.latencies) < PROMPT
-    assert fractions == sorted(fractions)
-    assert fractions[-1] == pytest.approx(1.0)
-    # every change is pushed: the peak and the return to base, for each spike
+    # every change arrives: the peak and the return to base, for each spike, in order
     assert sum(r.value == FAST.peak for r in readings) >= len(outcome.spikes)
+    assert [r.t for r in readings] == sorted(r.t for r in readings)
+    for reading in readings:  # t is rounded to the microsecond: 1 µs later is the value
+        assert reading.value == FAST.value_at(reading.t + 1e-6)
 
 
 def test_slow_polling_misses_most_spikes(fast_server):
-    fractions = []
-    readings, start, end = timed(lambda: poll(sensor_http(fast_server), 1, SECONDS,
-                                              fractions.append))
+    readings, start, end = timed(lambda: poll(sensor_http(fast_server), 1, SECONDS))
     assert end - start >= SECONDS - 0.01  # it watches for the whole time
     assert len(readings) == 3  # one request per second, on schedule
     outcome = judge("1 Hz", readings, FAST, start, end)
     assert len(outcome.spikes) >= 5
     assert len(outcome.missed) > len(outcome.spikes) / 2
-    assert fractions == pytest.approx([1 / 3, 2 / 3, 1])
 
 
 def test_fast_polling_readings_carry_the_server_value(fast_server):
@@ -85,7 +88,13 @@ def test_traffic_adds_up(fast_server):
         polls = len(poll(sensor_http(fast_server), 20, 2.0))
     with capture(fast_server.port) as pushed:
         listen(fast_server.sensor_url, 1.0)
-    for cap, opened in ((polled, polls), (pushed, 1)):
+    with capture(fast_server.port) as long_polled:
+        answers = len(long_poll(sensor_http(fast_server), 1.0))
+    with capture(urlsplit(fast_server.sse_url).port) as streamed:
+        listen_sse(fast_server.sse_url, 1.0)
+    # long-polling: a connection per answer, and one more held when the second was up
+    for cap, opened in ((polled, polls), (pushed, 1), (long_polled, answers + 1),
+                        (streamed, 1)):
         convs = conversations(cap.packets, cap.port)
         seen = traffic(convs)
         assert seen.connections == len(convs) == opened
@@ -153,6 +162,10 @@ def test_judge_on_made_up_readings():
     lambda: poll("ws://127.0.0.1:1/ws/sensor", 1, 1),
     lambda: listen("ws://127.0.0.1:1/ws/sensor", 0),
     lambda: listen("http://127.0.0.1:1/sensor", 1),
+    lambda: long_poll("http://127.0.0.1:1/sensor", 0),
+    lambda: long_poll("ws://127.0.0.1:1/sensor", 1),
+    lambda: listen_sse("http://127.0.0.1:1/sensor/events", 601),
+    lambda: listen_sse("ws://127.0.0.1:1/sensor/events", 1),
     lambda: judge("x", [], Sensor(), 10.0, 10.0),
 ])
 def test_bad_arguments_raise_value_error(call):
