@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import math
 import os
 import re
 import select
@@ -49,7 +50,7 @@ import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import scapy.layers.inet6  # noqa: F401  (so [::1] traffic dissects too)
 from scapy.arch.common import compile_filter, free_filter
@@ -79,9 +80,8 @@ BACKENDS = ("socket", "dumpcap")  # the live backends, in the order they are tri
 SAMPLES = {  # name: what it holds (scripts/make_sample_capture.py says more)
     "handshake": "one conversation with the demo server: handshake, ticks, ping, close",
     "deflate": "the same conversation with permessage-deflate",
-    "poll-1hz": "notebook 07: 10 s of polling GET /sensor once a second",
-    "poll-10hz": "notebook 07: 10 s of polling GET /sensor ten times a second",
-    "push": "notebook 07: 10 s of listening to /ws/sensor",
+    "observers": "notebook 07: one sensor watched five ways for the same 10 s: polling at "
+                 "1 Hz and 10 Hz, long-polling, /ws/sensor (8001), Server-Sent Events (8002)",
     "socketio": "notebook 08: 5 s recorded live: socket.io polling then WebSocket (8001), "
                 "plain /ws (8002), long-polling only (8003)",
     "frames": "notebook 06: a message in fragments with a ping between, a binary message",
@@ -93,6 +93,8 @@ _SENTINEL = b"demo_server.capture sentinel "
 _SENTINEL_TIMEOUT = 0.5  # seconds without progress before giving up on the sentinel
 _SENTINEL_WAITS = 60  # ... and at most 30 s in all
 _START_TIMEOUT = 5.0
+_MAX_SECONDS = 86_400.0  # the CLI's longest capture: a day (packets are kept in memory)
+_CAP_NET_RAW = 13  # the capability's bit in /proc/self/status
 _STOP_TIMEOUT = 10.0  # for dumpcap to exit and the sniffer to read the end of the pipe
 # What scapy 2.8 raises when it cannot open a capture: OSError (Linux socket, libpcap,
 # dumpcap), ValueError (no such interface), Scapy_Exception (macOS BPF), RuntimeError
@@ -116,11 +118,29 @@ def _how_to_enable() -> str:
             'install Npcap (https://npcap.com) with "Support loopback traffic" ticked, and '
             "run as administrator if Npcap was restricted to administrators"
         )
+    if _root_without_net_raw():
+        return (
+            "this process runs as root but without the CAP_NET_RAW capability (a container "
+            "or a parent process dropped it): start it with that capability (Docker: `docker "
+            "run --cap-add=NET_RAW ...`), or capture outside this container"
+        )
     return (
         "to capture without root, install Wireshark's dumpcap and let your user run it "
         "(Debian and Ubuntu: `sudo apt install wireshark-common`, answer Yes to letting "
         "non-superusers capture, `sudo usermod -aG wireshark $USER`, log in again)"
     )
+
+
+def _root_without_net_raw() -> bool:
+    """Root on Linux without CAP_NET_RAW: "run it as root" would not help."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        return False
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return False
+    found = re.search(r"^CapEff:\s*([0-9a-fA-F]+)$", status, re.MULTILINE)
+    return found is not None and not int(found.group(1), 16) >> _CAP_NET_RAW & 1
 
 
 def _choose_interface(iface: str) -> str:
@@ -161,7 +181,8 @@ def _why(backend: str, exc: BaseException, iface: str) -> str:
         return "Npcap is not installed, and scapy needs it to capture on Windows"
     if backend == "dumpcap":
         if _is_permission_error(exc) and isinstance(exc, OSError) and exc.filename:
-            return f"this user may not run {exc.filename} ({detail})"
+            who = "this process" if _root_without_net_raw() else "this user"
+            return f"{who} may not run {exc.filename} ({detail})"
         return f"dumpcap could not capture on {iface} ({detail})"
     if _is_permission_error(exc):
         if sys.platform == "darwin":
@@ -543,21 +564,68 @@ def capture_or_sample(
         live.stop()
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """Bad arguments: exit 2 with one line, like every other refusal of this CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _port(text: str) -> int:
+    """argparse type: the port of the server to capture."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {text!r}")
+    return port
+
+
+def _seconds(text: str) -> float:
+    """argparse type: how long to capture."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= _MAX_SECONDS:  # False for nan too
+        raise argparse.ArgumentTypeError(
+            f"expected seconds from 0 to {_MAX_SECONDS:g} (a day), got {text!r}")
+    return seconds
+
+
+def _check_writable(path: str) -> None:
+    """Raise OSError now if ``path`` cannot be written, rather than after the capture."""
+    existed = os.path.lexists(path)
+    with open(path, "ab"):
+        pass
+    if not existed:
+        os.remove(path)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m demo_server.capture``: capture a port for S seconds into a pcap."""
-    parser = argparse.ArgumentParser(
+    """``python -m demo_server.capture``: capture a port for S seconds into a pcap.
+
+    Every argument is checked before capturing; a bad one, or a capture that cannot start,
+    exits 2 with one line.
+    """
+    parser = _ArgumentParser(
         prog="python -m demo_server.capture",
         description="Capture the loopback TCP traffic of one port into a pcap file.",
     )
-    parser.add_argument("--port", type=int, required=True, help="the server's TCP port")
-    parser.add_argument("--seconds", type=float, required=True, help="stop after S seconds")
+    parser.add_argument("--port", type=_port, required=True, help="the server's TCP port")
+    parser.add_argument("--seconds", type=_seconds, required=True,
+                        help=f"stop after S seconds (at most {_MAX_SECONDS:g}; Ctrl-C stops "
+                        "earlier)")
     parser.add_argument("--out", required=True, help="the pcap file to write")
     parser.add_argument("--iface", help=f"interface (default: {conf.loopback_name})")
     parser.add_argument("--backend", choices=BACKENDS,
                         help="capture with this one only (default: the first that works)")
     args = parser.parse_args(argv)
-    if args.seconds < 0:
-        parser.error("--seconds must not be negative")
+    try:
+        _check_writable(args.out)
+    except OSError as exc:
+        parser.error(f"argument --out: cannot write {args.out}: {exc.strerror or exc}")
     cap = capture(args.port, iface=args.iface, backend=args.backend)
     try:
         cap.start()

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import logging.handlers
 import math
+import queue
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .record import ReceivedLog
 from .routes import is_loopback
 from .server import DemoServer, RateLimit, ServerStartError, frame_logger
 
@@ -51,18 +58,61 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    # Every client_data is logged: skip what the format above never shows (the logging
+    with _log_from_a_thread(logging.DEBUG if args.verbose else logging.INFO):
+        return _run(args)
+
+
+@contextmanager
+def _log_from_a_thread(level: int, backlog: int = 1000) -> Iterator[None]:
+    """Log to stderr from a thread of its own, so a slow terminal never stalls the loop.
+
+    The loop only puts records in a queue of ``backlog`` lines; when stderr cannot keep up
+    (a slow SSH session, a pipe nobody reads) further lines are dropped and counted, and the
+    count is said at exit, instead of ticks waiting on ``write``.
+    """
+    lines: queue.Queue[logging.LogRecord | None] = queue.Queue(backlog)
+    dropped = 0
+
+    class Enqueue(logging.handlers.QueueHandler):
+        def enqueue(self, record: logging.LogRecord) -> None:
+            nonlocal dropped
+            try:
+                lines.put_nowait(record)
+            except queue.Full:
+                dropped += 1
+
+    writer = logging.StreamHandler(sys.stderr)
+    writer.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+
+    def write() -> None:
+        while (record := lines.get()) is not None:
+            writer.handle(record)
+
+    thread = threading.Thread(target=write, name="demo-server-log", daemon=True)
+    thread.start()
+    logging.basicConfig(level=level, format="%(message)s", handlers=[Enqueue(lines)],
+                        force=True)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(queue.Full):
+            lines.put_nowait(None)
+        thread.join(2.0)  # a blocked stderr must not keep the process from exiting
+        if dropped:
+            print(f"demo-server: {dropped} log lines dropped: stderr did not keep up",
+                  file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Every client_data is logged: skip what the log format never shows (the logging
     # HOWTO's "Optimization" section), about a quarter of the cost of a line.
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     if not args.verbose:
         frame_logger.setLevel(logging.WARNING)
+    # The log shows what clients send; the record a notebook reads is not needed here, so
+    # it keeps one message, not the server's default of many (64 KiB each) nothing reads.
+    received = ReceivedLog(maxlen=1)
     try:
         server: DemoServer | SocketIOServer
         if args.socketio:
@@ -72,37 +122,58 @@ def main(argv: list[str] | None = None) -> int:
             if not args.verbose:
                 packet_logger.setLevel(logging.WARNING)
             server = SocketIOServer(args.host, args.port, compression=args.compression,
-                                    allow_origins=args.allow_origin)
+                                    allow_origins=args.allow_origin, received=received)
         else:
             server = DemoServer(args.host, args.port, compression=args.compression,
                                 allow_origins=args.allow_origin, rate_limit=args.rate_limit,
-                                gc_after_tick=True)
+                                received=received, gc_after_tick=True)
         return asyncio.run(_serve(server))
     except (ServerStartError, ValueError) as exc:
         print(f"demo-server: error: {exc}", file=sys.stderr)
         return 2
 
 
+@contextmanager
+def _on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT (Ctrl-C) or SIGTERM while the block runs.
+
+    Windows' event loops have no ``add_signal_handler`` (NotImplementedError): there a
+    plain signal handler hands the signal to the loop, which ``call_soon_threadsafe`` wakes.
+    """
+    loop = asyncio.get_running_loop()
+    previous = {}  # the handlers replaced on Windows, put back after
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)  # removed when asyncio.run closes the loop
+        except NotImplementedError:
+            previous[sig] = signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 async def _serve(server: DemoServer | SocketIOServer) -> int:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        endpoint = (f"WebSocket       {server.ws_url}" if isinstance(server, DemoServer)
-                    else f"Socket.IO       {server.url}socket.io/")
-        print(f"demo-server listening on {server.host} port {server.port}\n"
-              f"  Hello, World.   {server.url}\n"
-              f"  browser page    {server.page_url}\n"
-              f"  {endpoint}\n"
-              "Press Ctrl-C to stop.", flush=True)
-        if not is_loopback(server.host):
-            print("Note: other machines on your network can reach this server; browsers "
-                  "on other origins are refused unless listed with --allow-origin.",
-                  flush=True)
-        await stop.wait()
-        print("demo-server: stopping", flush=True)
-    return 0
+    with _on_signals(stop):
+        async with server:
+            endpoint = (f"WebSocket       {server.ws_url}\n"
+                        f"  sensor events   {server.sse_url} (Server-Sent Events)"
+                        if isinstance(server, DemoServer)
+                        else f"Socket.IO       {server.url}socket.io/")
+            print(f"demo-server listening on {server.host} port {server.port}\n"
+                  f"  Hello, World.   {server.url}\n"
+                  f"  browser page    {server.page_url}\n"
+                  f"  {endpoint}\n"
+                  "Press Ctrl-C to stop.", flush=True)
+            if not is_loopback(server.host):
+                print("Note: other machines on your network can reach this server; browsers "
+                      "on other origins are refused unless listed with --allow-origin.",
+                      flush=True)
+            await stop.wait()
+            print("demo-server: stopping", flush=True)
+        return 0
 
 
 def _rate_limit(text: str) -> RateLimit | None:

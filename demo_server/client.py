@@ -11,6 +11,7 @@ import collections
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,17 @@ __all__ = ["ClientThread"]
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[Any], object]
+_CLOSE_SHARE = 0.8  # of stop()'s timeout, for the closing handshake; the rest ends the thread
+
+
+async def _close_within(connection: ClientConnection, seconds: float) -> None:
+    """The closing handshake, or, if the server does not finish it in time, an abort."""
+    try:
+        async with asyncio.timeout(seconds):
+            await connection.close()
+    except TimeoutError:
+        connection.transport.abort()  # the reader sees the end at once: 1006
+        await connection.wait_closed()
 
 
 class ClientThread:
@@ -83,17 +95,28 @@ class ClientThread:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Close the connection (code 1000) and join the thread; a no-op when stopped."""
+        """Close the connection (code 1000) and join the thread, all within ``timeout``
+        seconds; a no-op when stopped.
+
+        A server that does not answer the close in time (most of ``timeout``) is cut off:
+        the TCP connection is aborted, and ``close_code`` is then 1006.
+        """
         thread, loop, connection = self._thread, self._loop, self._connection
         if thread is None:
             return
+        deadline = time.monotonic() + timeout
         if loop is not None and connection is not None:
             # Already closing or closed is fine: joining is all that is left then.
+            # A callback blocking the client's loop times out here, and the join below.
             with contextlib.suppress(
                 RuntimeError, ConnectionClosed, TimeoutError, asyncio.CancelledError
             ):
-                asyncio.run_coroutine_threadsafe(connection.close(), loop).result(timeout)
-        thread.join(timeout)
+                asyncio.run_coroutine_threadsafe(
+                    _close_within(connection, timeout * _CLOSE_SHARE), loop
+                ).result(timeout)
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            raise RuntimeError(f"the client thread did not stop within {timeout} s")
         self._thread = None
 
     @property
@@ -185,6 +208,8 @@ class ClientThread:
             if not self._changed.wait_for(lambda: unread or self._connection is None, timeout):
                 raise TimeoutError(f"no {event.value!r} message within {timeout} s")
             if not unread:
+                if self.close_code is None:  # never connected, or stopped before it was
+                    raise ConnectionError("not connected: call start() first")
                 raise ConnectionError(f"connection closed (code {self.close_code})")
             return unread.popleft()
 

@@ -9,9 +9,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Received", "ReceivedLog"]
+__all__ = ["Received", "ReceivedLog", "whole_characters"]
 
 logger = logging.getLogger(__name__)
+
+
+def whole_characters(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate replaced by U+FFFD, and a high surrogate
+    followed by a low one joined into the character they encode.
+
+    JSON's ``"\\ud83d"`` decodes to a lone surrogate: half of an emoji that a client split
+    between two messages. Python keeps it in a ``str``, but nothing can encode it (UTF-8,
+    Jupyter's messages), so a record holding one breaks whoever shows it.
+    """
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 @dataclass(frozen=True)
@@ -21,14 +32,16 @@ class Received:
     time: float  # wall-clock seconds since the epoch
     client: int  # the server's number for the connection, from 1
     address: str  # "host:port" of the client
-    data: str
+    data: str  # always encodable: a lone surrogate (half a character) became U+FFFD
 
 
 class ReceivedLog:
     """The last ``maxlen`` received messages, safe to read from any thread.
 
     Subscribers are called (in the server's thread) with each new :class:`Received`;
-    an exception in a subscriber is logged and never reaches the server.
+    an exception in a subscriber is logged and never reaches the server. What is recorded
+    is valid Unicode whatever arrives (see :func:`whole_characters`), so ``text().encode()``
+    and a widget showing it never fail on half a character.
     """
 
     def __init__(self, maxlen: int = 1000) -> None:
@@ -41,7 +54,7 @@ class ReceivedLog:
 
     def append(self, client: int, address: str, data: str) -> Received:
         """Record one message and notify the subscribers."""
-        item = Received(time.time(), client, address, data)
+        item = Received(time.time(), client, address, whole_characters(data))
         with self._changed:
             self._items.append(item)
             self.total += 1

@@ -7,14 +7,17 @@ ever reach a file outside it.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import email.utils
 import http
 import ipaddress
 import json
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from importlib import resources
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
@@ -24,13 +27,17 @@ from .events import sensor_data, tick_data
 from .sensor import Sensor
 
 __all__ = ["HELLO", "WS_PATH", "SENSOR_WS_PATH", "StaticFiles", "Router", "is_loopback",
-           "respond", "same_origin"]
+           "next_change", "respond", "same_origin"]
 
 HELLO = "Hello, World."
 WS_PATH = "/ws"
 SENSOR_WS_PATH = "/ws/sensor"
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
+# GET /sensor?after=T holds the request at most this long: websockets' open_timeout (10 s
+# by default) covers the whole of process_request, and a held request is still in it.
+LONG_POLL_HOLD = 5.0
+_UNIX_TIME = re.compile(r"\d{1,12}(\.\d+)?")  # seconds since the epoch, no sign or exponent
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -91,20 +98,42 @@ class Router:
                  loopback_only: bool = False) -> None:
         self.loopback_only = loopback_only
         self.static = StaticFiles()
-        self.sensor = sensor or Sensor()
+        self.sensor = sensor if sensor is not None else Sensor()
         self.allow_origins = frozenset(_check_origin_syntax(o) for o in allow_origins)
+        self.long_poll_hold = LONG_POLL_HOLD
+        self.held = 0  # long-polls waiting for a change now
+        self._closing = asyncio.Event()
 
-    def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.partition("?")[0]
+    def close(self) -> None:
+        """Answer every held ``GET /sensor?after=`` at once, with 503: the server stops."""
+        self._closing.set()
+
+    def __call__(self, connection: ServerConnection, request: Request
+                 ) -> Response | Awaitable[Response] | None:
+        for name in ("Host", "Origin"):
+            if len(request.headers.get_all(name)) > 1:
+                return respond(http.HTTPStatus.BAD_REQUEST,
+                               f"Bad Request: more than one {name} header\n".encode(), TEXT)
+        if request.method == "HEAD":  # the GET response's head, with its Content-Length
+            return _without_body(self._get(connection, request))
         if request.method != "GET":
             response = respond(http.HTTPStatus.METHOD_NOT_ALLOWED,
-                               b"Method Not Allowed: only GET\n", TEXT)
-            response.headers["Allow"] = "GET"
+                               b"Method Not Allowed: only GET and HEAD\n", TEXT)
+            response.headers["Allow"] = "GET, HEAD"
             return response
+        return self._get(connection, request)
+
+    def _get(self, connection: ServerConnection, request: Request
+             ) -> Response | Awaitable[Response] | None:
+        path = request.path.partition("?")[0]
         if path in (WS_PATH, SENSOR_WS_PATH):
-            return self._check_origin(request)
+            return (self._check_version(request)
+                    or self._check_origin(request, connection.local_address[0]))
         if path == "/":
             return respond(http.HTTPStatus.OK, HELLO.encode(), TEXT)
+        after = parse_qs(urlsplit(request.path).query, keep_blank_values=True).get("after")
+        if path == "/sensor" and after is not None:  # long-polling
+            return self._long_poll(after)
         if path in ("/second", "/sensor"):  # for polling: what /ws and /ws/sensor push
             now = time.time()
             data = (tick_data(int(now), now) if path == "/second"
@@ -115,16 +144,102 @@ class Router:
             return respond(http.HTTPStatus.OK, body, content_type)
         return respond(http.HTTPStatus.NOT_FOUND, b"Not Found\n", TEXT)
 
-    def _check_origin(self, request: Request) -> Response | None:
-        """Refuse browsers on other sites; clients that send no ``Origin`` are not browsers."""
+    def _long_poll(self, after: list[str]) -> Response | Awaitable[Response]:
+        """``after`` must be one Unix time: the ``t`` of the last reading the client has."""
+        if len(after) != 1 or not _UNIX_TIME.fullmatch(after[0]):
+            got = after[0] if len(after) == 1 else f"{len(after)} values"
+            message = ("Bad Request: after must be the t of your last reading, once, in "
+                       f"seconds since the epoch (like 1735689610.25), got {got!r}\n")
+            return respond(http.HTTPStatus.BAD_REQUEST, message.encode(), TEXT)
+        return self._hold(float(after[0]))
+
+    async def _hold(self, after: float) -> Response:
+        """The reading at its first change after ``after``: now if that change is past,
+        else when it comes; the reading now after :attr:`long_poll_hold` seconds without
+        one; 503 if the server stops meanwhile.
+        """
+        now = time.time()
+        when, value = next_change(self.sensor, after)
+        if when > now:  # nothing new yet: hold the request until the change
+            self.held += 1
+            try:
+                async with asyncio.timeout(min(when - now, self.long_poll_hold)):
+                    await self._closing.wait()
+                return respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                               b"Service Unavailable: the server is shutting down\n", TEXT)
+            except TimeoutError:
+                pass
+            finally:
+                self.held -= 1
+        if not now < when <= now + self.long_poll_hold:  # the change was past, or too far
+            when = time.time()
+            value = self.sensor.value_at(when)
+        return respond(http.HTTPStatus.OK, json.dumps(sensor_data(value, when)).encode(),
+                       JSON, "no-store")
+
+    def _check_version(self, request: Request) -> Response | None:
+        """400 naming the version this server speaks (RFC 6455 4.4) for any other."""
+        versions = request.headers.get_all("Sec-WebSocket-Version")
+        if not versions or versions == ["13"]:
+            return None  # none at all: websockets answers 426 Upgrade Required
+        response = respond(http.HTTPStatus.BAD_REQUEST, b"Bad Request: this server speaks "
+                           b"WebSocket version 13 (RFC 6455) only\n", TEXT)
+        response.headers["Sec-WebSocket-Version"] = "13"
+        return response
+
+    def _check_origin(self, request: Request, local: str) -> Response | None:
+        """Refuse browsers on other sites; clients that send no ``Origin`` are not browsers.
+
+        Same-origin counts only under a name of this machine: on loopback, a loopback
+        name; elsewhere, the address the client connected to (an IP literal), or a loopback
+        name over loopback. Any other name may be a rebound one (DNS rebinding). ``local``
+        is the address the client connected to (the server side of its socket).
+        """
         origin = request.headers.get("Origin")
         if origin is None or origin.rstrip("/") in self.allow_origins:
             return None
+        hostname = urlsplit(origin).hostname or ""
         if same_origin(origin, request.headers.get("Host")) and (
-            not self.loopback_only or is_loopback(urlsplit(origin).hostname or "")
+            is_loopback(hostname) if self.loopback_only
+            else _names_local_address(hostname, local)
         ):
             return None
         return respond(http.HTTPStatus.FORBIDDEN, f"Origin not allowed: {origin}\n".encode(), TEXT)
+
+
+def _names_local_address(hostname: str, local: str) -> bool:
+    """True when ``hostname`` is the IP address ``local`` (a socket's own address), or a
+    loopback name while ``local`` is a loopback address."""
+    address = ipaddress.ip_address(local)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack socket reached over IPv4
+    if address.is_loopback and is_loopback(hostname):
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")) == address
+    except ValueError:
+        return False
+
+
+def _without_body(response: Response | Awaitable[Response] | None
+                  ) -> Response | Awaitable[Response] | None:
+    """``response`` (awaited if need be) with an empty body: the answer to HEAD."""
+    if response is None or isinstance(response, Response):
+        return response and dataclasses.replace(response, body=b"")
+
+    async def stripped() -> Response:
+        return dataclasses.replace(await response, body=b"")
+
+    return stripped()
+
+
+def next_change(sensor: Sensor, after: float) -> tuple[float, float]:
+    """``(time, value)`` of the first change after a reading whose ``t`` is ``after``.
+
+    Answers carry ``t`` rounded to the microsecond: a change whose rounded time is
+    ``after`` is the one the client has, even when it came a fraction later.
+    """
+    return next((w, v) for w, v in sensor.changes(after - 1e-6) if round(w, 6) > after)
 
 
 def _check_origin_syntax(origin: str) -> str:

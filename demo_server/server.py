@@ -16,26 +16,28 @@ it fires on the wall-clock second boundary (instead of drifting from a random ph
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import itertools
 import logging
 import socket
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
 from .events import Event, EventError, decode, encode, sensor_data, tick_data
 from .record import ReceivedLog
 from .routes import SENSOR_WS_PATH, WS_PATH, Router, is_loopback
 from .sensor import Sensor
-from .text import host_port
+from .sse import EventStream
+from .text import clip, host_port
 
 __all__ = ["FAST_PATH_RELIES_ON", "SYSTEM_CLOCK", "Clock", "DemoServer", "RateLimit", "Sender",
            "ServerStartError", "SystemClock", "broadcast_serialized", "check_address",
@@ -49,6 +51,15 @@ CLIENT_EVENTS = frozenset({Event.CLIENT_DATA})
 # row (about a millisecond of work), a handler lets the ticker and other clients run.
 YIELD_EVERY = 64
 WAKE_EARLY = 0.002  # seconds before a tick's boundary the ticker's timer is set for
+# websockets answers every ping as it reads it, without waiting for the client to read: a
+# client that sends pings and never reads would make the server buffer every pong.
+MAX_UNSENT = 1024 * 1024  # bytes waiting for a client over which it is cut off at once
+# Over websockets' write_limit (32 KiB) for this long, a client is taken as not reading.
+NOT_READING_GRACE = 10.0
+SHUTDOWN_GRACE = 1.0  # seconds clients get to answer the 1001 close before they are cut off
+LOG_CLIP = 200  # characters of a client_data shown in the log
+# What asyncio's accept() reports with 'out of system resource', then retries after 1 s.
+ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class ServerStartError(RuntimeError):
@@ -77,15 +88,86 @@ class _TokenBucket:
         self.tokens = float(limit.burst)
         self.stamp = time.monotonic()
 
-    async def take(self) -> None:
+    async def take(self, stopping: asyncio.Event) -> None:
+        """Take a token, waiting for one if needed; return at once when ``stopping`` is set."""
         now = time.monotonic()
         self.tokens = min(self.limit.burst, self.tokens + (now - self.stamp) * self.limit.rate)
         self.stamp = now
         if self.tokens < 1:
-            await asyncio.sleep((1 - self.tokens) / self.limit.rate)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout((1 - self.tokens) / self.limit.rate):
+                    await stopping.wait()
             self.tokens = 1.0
             self.stamp = time.monotonic()
         self.tokens -= 1
+
+
+class _GuardedConnection(ServerConnection):
+    """websockets' connection, cutting off a client that does not read.
+
+    A client whose unsent bytes stay over websockets' ``write_limit`` for
+    :data:`NOT_READING_GRACE` seconds, or pass :data:`MAX_UNSENT` (pongs to a ping flood),
+    is closed with 1008 at once: the close frame would wait behind what it has not read.
+    Its server (``owner``, set by :meth:`DemoServer._connection_class`) knows each
+    connection from its first byte, so it can cut off any of them at shutdown.
+
+    Bytes after the request's head, before the response, are dropped: a WebSocket client
+    must wait for the 101 (RFC 6455 4.1), and a plain request is answered, then closed.
+    websockets would parse them as frames of a connection not yet open, and fail it
+    without answering the request.
+    """
+
+    owner: DemoServer
+    _not_reading: asyncio.TimerHandle | None = None
+    _head_end: bytes | None = b""  # the head's last bytes read so far; None once complete
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.owner._connection_made(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.live.discard(self)
+        if self._not_reading is not None:
+            self._not_reading.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.protocol.state is State.CONNECTING:
+            data = self._up_to_head_end(data)
+        if data:
+            super().data_received(data)
+        unsent = self.transport.get_write_buffer_size()
+        if unsent > MAX_UNSENT:
+            self.cut_off(f"not reading: {unsent} bytes unsent")
+
+    def _up_to_head_end(self, data: bytes) -> bytes:
+        """The part of ``data`` that belongs to the request's head, up to its empty line."""
+        if self._head_end is None:
+            return b""
+        seen = self._head_end + data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            self._head_end = seen[-3:]
+            return data
+        self._head_end = None
+        return data[:end + 4 - (len(seen) - len(data))]
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._not_reading = self.loop.call_later(
+            NOT_READING_GRACE, self.cut_off, f"not reading for {NOT_READING_GRACE:g} s")
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._not_reading is not None:
+            self._not_reading.cancel()
+            self._not_reading = None
+
+    def cut_off(self, reason: str) -> None:
+        """Close with 1008 (policy violation) and ``reason``, without waiting."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.fail(CloseCode.POLICY_VIOLATION, reason)
+        self.transport.abort()
 
 
 class Clock(Protocol):
@@ -238,6 +320,9 @@ class DemoServer:
         check_address(host, port)
         if max_size < 1:
             raise ValueError(f"max_size must be at least 1 byte, got {max_size!r}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TypeError("rate_limit must be a RateLimit (e.g. RateLimit(rate=10)) or None, "
+                            f"got {rate_limit!r}")
         self.host = host
         self.requested_port = port
         self.compression = compression
@@ -245,7 +330,8 @@ class DemoServer:
         self.rate_limit = rate_limit
         self.sensor = sensor if sensor is not None else Sensor()
         self.router = Router(allow_origins, self.sensor, loopback_only=is_loopback(host))
-        self.received = received if received is not None else ReceivedLog()
+        # Nothing reads the record of a server made without one (demo-server): keep it small.
+        self.received = received if received is not None else ReceivedLog(maxlen=100)
         self.gc_after_tick = gc_after_tick
         self.clock = clock
         self.sender = sender
@@ -256,6 +342,12 @@ class DemoServer:
         self._ids = itertools.count(1)
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []  # the ticker and the sensor's pusher
+        self.live: set[ServerConnection] = set()  # every connection, handshake included
+        self._stopping = asyncio.Event()  # set by aclose(): handlers take no more messages
+        self._accept_failed = False  # out of file descriptors (or memory) at the last accept
+        self._loop_exception_handler: Callable[..., object] | None = None
+        # Server-Sent Events need a response that never ends: on a port of their own.
+        self.sse = EventStream(host, first=self._sensor_now)
 
     @property
     def port(self) -> int:
@@ -281,40 +373,124 @@ class DemoServer:
         """``ws://host:port/ws/sensor``: pushes each change of the sensor's reading."""
         return self._ws_url(SENSOR_WS_PATH)
 
+    @property
+    def sse_url(self) -> str:
+        """``http://host:other-port/sensor/events``: the sensor's changes as Server-Sent Events."""
+        return self.sse.url
+
     def _ws_url(self, path: str) -> str:
         return "ws" + self.url[4:] + path.lstrip("/")
 
     async def __aenter__(self) -> DemoServer:
         try:
-            self._server = await serve(
-                self._handle,
-                self.host,
-                self.requested_port,
-                process_request=self.router,
-                compression="deflate" if self.compression else None,
-                max_size=self.max_size,
-                logger=frame_logger,
-            )
+            self._server = await self._listen()
         except (OSError, OverflowError, TypeError, ValueError) as exc:
             raise ServerStartError(_explain(exc, self.host, self.requested_port)) from exc
+        loop = asyncio.get_running_loop()
+        self._loop_exception_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._on_loop_exception)
+        try:
+            await self.sse.start()
+        except OSError as exc:
+            await self.aclose()
+            raise ServerStartError(f"cannot listen for Server-Sent Events on {self.host}: "
+                                   f"{exc.strerror or exc}") from exc
         self._tasks = [
             asyncio.create_task(self._tick_forever(), name="demo_server ticker"),
             asyncio.create_task(self._push_sensor_forever(), name="demo_server sensor"),
         ]
         return self
 
+    async def _listen(self) -> Server:
+        """``serve()`` on every address of :attr:`host`, all on one port.
+
+        With port 0, asyncio lets the kernel pick a port per address (``localhost`` is
+        ``::1`` and ``127.0.0.1``): then the port the first one got is asked for on all.
+        """
+        port = self.requested_port
+        for _ in range(5):  # another process may take the port between two attempts
+            try:
+                server = await serve(
+                    self._handle, self.host, port,
+                    process_request=self.router,
+                    compression="deflate" if self.compression else None,
+                    max_size=self.max_size,
+                    logger=frame_logger,
+                    create_connection=self._connection_class(),
+                )
+            except OSError as exc:
+                if port == self.requested_port or exc.errno != errno.EADDRINUSE:
+                    raise
+                port = self.requested_port
+                continue
+            ports = [sock.getsockname()[1] for sock in server.sockets]
+            if len(set(ports)) == 1:
+                return server
+            server.close()
+            await server.wait_closed()
+            port = ports[0]
+        raise OSError(errno.EADDRINUSE, "no port is free on every address of the host")
+
+    def _connection_class(self) -> type[ServerConnection]:
+        """:class:`_GuardedConnection` for this server's connections."""
+        server = self
+
+        class Connection(_GuardedConnection):
+            owner = server
+
+        return Connection
+
+    def _connection_made(self, connection: ServerConnection) -> None:
+        self.live.add(connection)
+        if self._accept_failed:
+            self._accept_failed = False
+            logger.warning("accepting connections again")
+
+    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop,
+                           context: dict[str, object]) -> None:
+        """One line when accepting fails for want of descriptors, not a traceback a try.
+
+        asyncio then stops accepting for a second, and tries again (a back-off);
+        :meth:`_connection_made` says when it works again. Other errors go on as before.
+        """
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in ACCEPT_RESOURCE_ERRORS:
+            if not self._accept_failed:
+                self._accept_failed = True
+                logger.error("cannot accept connections: %s; trying again every second",
+                             exc.strerror)
+            return
+        if self._loop_exception_handler is not None:
+            self._loop_exception_handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every client with 1001 (going away), stop the ticker and the listener."""
+        """Close every client with 1001 (going away), stop the ticker and the listener.
+
+        Within :data:`SHUTDOWN_GRACE` seconds, whatever clients have sent: handlers take no
+        more messages, and a client that has not answered the close by then is cut off.
+        """
+        self.router.close()  # answer held long-polls now, not at their cap
+        await self.sse.aclose()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         if self._server is not None:
+            self._stopping.set()
             self._server.close()
-            await self._server.wait_closed()
+            try:
+                async with asyncio.timeout(SHUTDOWN_GRACE):
+                    await self._server.wait_closed()
+            except TimeoutError:
+                for connection in list(self.live):
+                    connection.transport.abort()
+                await self._server.wait_closed()
+            asyncio.get_running_loop().set_exception_handler(self._loop_exception_handler)
 
     async def _tick_forever(self) -> None:
         """Send one ``second`` event for each second of :func:`wall_clock_seconds`."""
@@ -352,7 +528,9 @@ class DemoServer:
         """Broadcast a ``sensor`` event to ``/ws/sensor`` at each change of the reading."""
         for when, value in self.sensor.changes(time.time()):
             await asyncio.sleep(max(0.0, when - time.time()))
-            broadcast(self.sensor_clients, _sensor_message(value, when))
+            message = _sensor_message(value, when)
+            broadcast(self.sensor_clients, message)
+            self.sse.publish(message)
 
     async def _stream_sensor(self, connection: ServerConnection) -> None:
         """``/ws/sensor``: the reading now, then every change; the client has nothing to say."""
@@ -360,7 +538,7 @@ class DemoServer:
         try:
             now = time.time()
             await connection.send(_sensor_message(self.sensor.value_at(now), now))
-            async for _ in connection:
+            async for _ in self._messages(connection):
                 await connection.send(encode(Event.ERROR, {
                     "message": f"{SENSOR_WS_PATH} only pushes readings: send nothing"}))
         except ConnectionClosed:
@@ -374,24 +552,17 @@ class DemoServer:
             return await self._stream_sensor(connection)
         client = next(self._ids)
         address = host_port(*connection.remote_address[:2])
-        bucket = _TokenBucket(self.rate_limit) if self.rate_limit else None
         logger.info("client %d connected from %s", client, address)
         self.clients.add(connection)
         self._connections_changed += 1
-        handled = 0
         try:
-            async for raw in connection:
-                if bucket is not None:
-                    await bucket.take()
-                handled += 1
-                if handled % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+            async for raw in self._messages(connection):
                 try:
                     message = decode(raw, expect=CLIENT_EVENTS)
                 except EventError as exc:
                     await connection.send(encode(Event.ERROR, {"message": str(exc)}))
                     continue
-                logger.info("client_data from %s: %r", address, message.data)
+                logger.info("client_data from %s: %s", address, _loggable(message.data))
                 self.received.append(client, address, message.data)
         except ConnectionClosed:
             pass  # the close code is logged below; nothing else to clean up
@@ -400,13 +571,46 @@ class DemoServer:
             self._connections_changed += 1
             logger.info("client %d (%s) left: %s", client, address, _close_text(connection))
 
+    async def _messages(self, connection: ServerConnection) -> AsyncIterator[str | bytes]:
+        """What a client sends, at most at :attr:`rate_limit`, letting the ticker and other
+        clients run every :data:`YIELD_EVERY` messages; nothing more once :meth:`aclose`
+        has begun, however much the client has sent."""
+        bucket = _TokenBucket(self.rate_limit) if self.rate_limit else None
+        handled = 0
+        async for raw in connection:
+            if bucket is not None:
+                await bucket.take(self._stopping)
+            if self._stopping.is_set():
+                await connection.wait_closed()  # aclose() is closing it with 1001
+                return
+            handled += 1
+            if handled % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            yield raw
+
+    def _sensor_now(self) -> str:
+        """The ``sensor`` event of the reading now: what a new stream gets first."""
+        now = time.time()
+        return _sensor_message(self.sensor.value_at(now), now)
+
 
 def _sensor_message(value: float, when: float) -> str:
     """A ``sensor`` event: the reading, when it took that value, and when it is sent."""
     return encode(Event.SENSOR, {**sensor_data(value, when), "sent": round(time.time(), 6)})
 
 
+def _loggable(data: str) -> str:
+    """``data`` quoted, clipped to :data:`LOG_CLIP` characters with its length when longer."""
+    shown = repr(clip(data, LOG_CLIP))
+    return shown if len(data) <= LOG_CLIP else f"{shown} ({len(data)} characters)"
+
+
 def _close_text(connection: ServerConnection) -> str:
+    """How a connection ended: the code the server sent and why, when it closed first (a
+    protocol error, a client not reading, shutdown); else the client's code."""
+    protocol = connection.protocol
+    if protocol.close_sent is not None and not protocol.close_rcvd_then_sent:
+        return f"closed by the server: {protocol.close_sent}"
     code, reason = connection.close_code, connection.close_reason
     return f"close {code} {reason!r}" if reason else f"close {code}"
 

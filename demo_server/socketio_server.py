@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+import engineio.packet
 import socketio
 import uvicorn
 from websockets.datastructures import Headers
@@ -191,7 +192,7 @@ class SocketIOServer:
             self._ticker = None
         # A polling client takes its close packet with its next GET; one that never comes
         # back does not hold the server up.
-        closing = [asyncio.create_task(self.sio.eio.disconnect(sid))
+        closing = [asyncio.create_task(self._close_client(sid))
                    for sid in list(self.sio.eio.sockets)]
         if closing:
             _, late = await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
@@ -203,6 +204,20 @@ class SocketIOServer:
             self._uvicorn.should_exit = True
             await self._serving  # uvicorn closes the listening socket
             self._serving = None
+
+    async def _close_client(self, sid: str) -> None:
+        """Engine.IO's close packet ("1") to one client, then its session ends.
+
+        python-engineio's ``disconnect`` marks the session closed as soon as the packet is
+        queued, so a polling client whose next GET comes a moment later gets "400 Invalid
+        session" instead of the packet: it would see a transport error. So a polling client
+        is handed the packet first, and the session ends once its GET took it.
+        """
+        session = self.sio.eio.sockets.get(sid)
+        if session is not None and not session.upgraded:
+            await session.send(engineio.packet.Packet(engineio.packet.CLOSE))
+            await session.queue.join()
+        await self.sio.eio.disconnect(sid)
 
     async def _tick_forever(self) -> None:
         """Emit the article's ``second`` event, ``{"second": N}``, on each wall-clock second."""
@@ -248,7 +263,8 @@ class SocketIOServer:
         headers = Headers(Origin=origin)
         if "HTTP_HOST" in environ:
             headers["Host"] = environ["HTTP_HOST"]
-        return self.router._check_origin(Request(environ["PATH_INFO"], headers)) is None
+        local = environ["asgi.scope"]["server"][0]  # the address the client connected to
+        return self.router._check_origin(Request(environ["PATH_INFO"], headers), local) is None
 
     # -- Socket.IO events ------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 from typing import TYPE_CHECKING, Any
 
 from .record import ReceivedLog
-from .server import DemoServer, ServerStartError
+from .server import DemoServer, RateLimit, ServerStartError
 
 if TYPE_CHECKING:
     from .socketio_server import SocketIOServer
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["FLAVOURS", "ServerThread", "ServerStartError"]
 
 FLAVOURS = ("websocket", "socketio")  # DemoServer (/ws), SocketIOServer (/socket.io/)
+_HALT_TIMEOUT = 10.0  # seconds for a server that did not start in time to stop
 
 
 class ServerThread:
@@ -32,7 +34,8 @@ class ServerThread:
     ``start()`` returns once the server listens and raises :class:`ServerStartError` in the
     caller's thread if it cannot. ``stop()`` closes every client (``/ws``: 1001 going
     away; socket.io: Engine.IO's close packet) and joins the thread. Other keyword
-    arguments go to the server class. Also a context manager.
+    arguments go to the server class (checked here, as far as a wrong one would only fail
+    later, in each connection). Also a context manager.
     """
 
     def __init__(
@@ -44,22 +47,38 @@ class ServerThread:
         self.host = host
         self.requested_port = port
         self.flavour = flavour
+        rate_limit = options.get("rate_limit")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TypeError("rate_limit must be a RateLimit (e.g. RateLimit(rate=10)) or None, "
+                            f"got {rate_limit!r}")
         self.options = options
-        self.received = options.pop("received", None) or ReceivedLog()
+        received = options.pop("received", None)  # an empty log is falsy: test for None
+        self.received = received if received is not None else ReceivedLog()
         self.server: DemoServer | SocketIOServer | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._stop_requested = threading.Event()  # seen by a server still starting, too
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> ServerThread:
-        """Start listening; a no-op while already running. Returns ``self``."""
+        """Start listening; a no-op while already running. Returns ``self``.
+
+        Raises :class:`ServerStartError` if the server cannot listen, or does not within
+        ``timeout`` seconds (then what did start is stopped).
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+            math.isfinite(timeout) and timeout > 0
+        ):
+            raise ValueError(f"timeout must be a positive, finite number of seconds, got "
+                             f"{timeout!r}")
         with self._lock:
             if self.running:
                 return self
             server = self._make_server()
+            self._stop_requested.clear()
             ready = threading.Event()
             failure: list[BaseException] = []
             self._thread = threading.Thread(
@@ -67,6 +86,7 @@ class ServerThread:
             )
             self._thread.start()
             if not ready.wait(timeout):
+                self._halt(self._thread, _HALT_TIMEOUT)
                 raise ServerStartError(f"the server did not start within {timeout} s")
             if failure:
                 self._thread.join()
@@ -77,16 +97,20 @@ class ServerThread:
     def stop(self, timeout: float = 10.0) -> None:
         """Close every client with 1001 (going away), stop listening, join the thread."""
         with self._lock:
-            thread, loop, stop = self._thread, self._loop, self._stop
-            if thread is None:
-                return
-            if loop is not None and stop is not None and not loop.is_closed():
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(stop.set)
-            thread.join(timeout)
-            if thread.is_alive():
-                raise RuntimeError(f"the server thread did not stop within {timeout} s")
-            self._thread = None
+            if self._thread is not None:
+                self._halt(self._thread, timeout)
+
+    def _halt(self, thread: threading.Thread, timeout: float) -> None:
+        """Ask the server to stop, whether it runs or is still starting; join its thread."""
+        self._stop_requested.set()  # before reading _loop: _run sets _loop before checking
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout)
+        if thread.is_alive():
+            raise RuntimeError(f"the server thread did not stop within {timeout} s")
+        self._thread = None
 
     @property
     def running(self) -> bool:
@@ -126,7 +150,8 @@ class ServerThread:
             self.server = server
             ready.set()
             try:
-                await self._stop.wait()
+                if not self._stop_requested.is_set():  # stop() came while starting
+                    await self._stop.wait()
             finally:
                 await server.aclose()
 
@@ -176,6 +201,12 @@ class ServerThread:
     def sensor_url(self) -> str:
         """``ws://host:port/ws/sensor``, the sensor's push stream (websocket flavour)."""
         return self._websocket_flavour.sensor_url
+
+    @property
+    def sse_url(self) -> str:
+        """``http://host:another-port/sensor/events``, the same changes as Server-Sent Events
+        (websocket flavour)."""
+        return self._websocket_flavour.sse_url
 
     @property
     def clients(self) -> int:

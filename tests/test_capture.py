@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from scapy.config import conf
@@ -48,6 +49,7 @@ from demo_server.capture import (
 )
 from demo_server.dissect import Direction, conversations, dissect
 from demo_server.sensor import Sensor
+from demo_server.sse import EventParser
 
 ROOT = Path(__file__).resolve().parent.parent
 C2S, S2C = Direction.C2S, Direction.S2C
@@ -354,9 +356,9 @@ def test_no_permission_falls_back_to_the_sample(monkeypatch, capsys):
 
 
 def test_forced_sample_and_every_sample_name(capsys):
-    with capture_or_sample(12345, sample="push", backend="sample") as cap:
+    with capture_or_sample(12345, sample="observers", backend="sample") as cap:
         pass
-    assert capsys.readouterr().err == "" and cap.source.endswith("sample-push.pcap")
+    assert capsys.readouterr().err == "" and cap.source.endswith("sample-observers.pcap")
     assert all(len(load_sample(name)) > 10 for name in SAMPLES)
     with pytest.raises(ValueError, match="no sample named 'nope': choose one of handshake"):
         load_sample("nope")
@@ -366,17 +368,52 @@ def test_forced_sample_and_every_sample_name(capsys):
 
 @live  # as root: drop the capability to show what a reader without it sees
 @pytest.mark.skipif(not shutil.which("setpriv"), reason="needs util-linux setpriv")
-def test_cli_without_cap_net_raw_says_why_and_exits_2(tmp_path):
+@pytest.mark.parametrize("backend", [["--backend", "socket"], []])
+def test_cli_as_root_without_cap_net_raw_says_why_and_exits_2(tmp_path, backend):
+    """Root in a container started without CAP_NET_RAW: "run it as root", or "let your user
+    run dumpcap", would not help; giving the capability back would."""
     caps = "-net_raw,-net_admin"
     result = subprocess.run(
         ["setpriv", "--bounding-set", caps, "--inh-caps", caps, sys.executable, "-m",
          "demo_server.capture", "--port", "8001", "--seconds", "5", "--out",
-         str(tmp_path / "x.pcap"), "--backend", "socket"],
+         str(tmp_path / "x.pcap"), *backend],
         capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "wireshark-common" in result.stderr
-    assert "raw socket on lo (Operation not permitted)" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "this process may not open a raw socket on lo (Operation not permitted)" in \
+        result.stderr
+    assert "runs as root but without the CAP_NET_RAW capability" in result.stderr
+    assert "docker run --cap-add=NET_RAW" in result.stderr
+    assert "wireshark-common" not in result.stderr and "this user" not in result.stderr
     assert not (tmp_path / "x.pcap").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--port", "0"], "argument --port: expected a TCP port from 1 to 65535, got '0'"),
+    (["--port", "-1"], "argument --port: expected a TCP port from 1 to 65535, got '-1'"),
+    (["--port", "70000"], "argument --port: expected a TCP port from 1 to 65535, got '70000'"),
+    (["--port", "http"], "argument --port: expected a TCP port from 1 to 65535, got 'http'"),
+    (["--seconds", "nan"], "argument --seconds: expected seconds from 0 to 86400 (a day), "
+                           "got 'nan'"),
+    (["--seconds", "inf"], "argument --seconds: expected seconds from 0 to 86400"),
+    (["--seconds", "1e10"], "argument --seconds: expected seconds from 0 to 86400"),
+    (["--seconds", "-1"], "argument --seconds: expected seconds from 0 to 86400"),
+    (["--out", "/nonexistent/x.pcap"], "argument --out: cannot write /nonexistent/x.pcap: "
+                                       "No such file or directory"),
+    (["--out", "."], "argument --out: cannot write .: Is a directory"),
+])
+def test_cli_bad_arguments_exit_2_with_one_line_before_capturing(tmp_path, args, message):
+    """Before: tracebacks (port 0 after the whole capture, nan and inf from time.sleep),
+    and an unwritable --out only after capturing, the capture lost."""
+    given = {"--port": "9", "--seconds": "0.2", "--out": str(tmp_path / "x.pcap")}
+    given.update(zip(args[::2], args[1::2], strict=True))
+    result = subprocess.run(
+        [sys.executable, "-m", "demo_server.capture", *itertools.chain(*given.items())],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2 and result.stdout == ""  # "capturing ..." never printed
+    assert result.stderr.startswith(f"python -m demo_server.capture: error: {message}")
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_with_a_missing_interface_says_why_and_exits_2(tmp_path):
@@ -592,38 +629,70 @@ def test_the_demo_server_ticks_and_client_data(backend):
 SCRIPT = ROOT / "scripts" / "make_sample_capture.py"
 
 
-def test_polling_samples_are_what_the_script_makes(tmp_path):
+def test_synthesized_samples_are_what_the_script_makes(tmp_path):
     subprocess.run([sys.executable, str(SCRIPT), "--out-dir", str(tmp_path)], check=True,
                    capture_output=True, timeout=60, cwd=ROOT)
-    for name in ("poll-1hz", "poll-10hz", "push"):
-        bundled = ROOT / "demo_server" / "data" / f"sample-{name}.pcap"
-        made = tmp_path / f"sample-{name}.pcap"
-        assert made.read_bytes() == bundled.read_bytes(), f"re-run the script: {name}"
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert made == ["sample-deflate.pcap", "sample-frames.pcap", "sample-observers.pcap",
+                    "sample.pcap"]
+    for name in made:
+        bundled = ROOT / "demo_server" / "data" / name
+        assert (tmp_path / name).read_bytes() == bundled.read_bytes(), f"re-run the script: {name}"
 
 
-def test_polling_samples_hold_the_three_runs_with_the_real_sensor():
+def observers_sample() -> tuple[dict[str, list], list]:
+    """The observers sample's connections to 8001 by ``client=`` (or path), and to 8002."""
+    packets = load_sample("observers").packets
+    by_client = collections.defaultdict(list)
+    for conv in conversations(packets, SAMPLE_PORT):
+        assert conv.handshake is not None
+        target = urlsplit(conv.handshake.request.path)
+        by_client[parse_qs(target.query).get("client", [target.path])[0]].append(conv)
+    return by_client, conversations(packets, 8002)
+
+
+def test_the_observers_sample_holds_five_observers_of_the_real_sensor_at_once():
     sensor = Sensor()
+    by_client, (stream,) = observers_sample()
+    assert sorted(by_client) == ["/ws/sensor", "long-poll", "poll-10hz", "poll-1hz"]
+    first_packet = min(c.segments[0].time for convs in by_client.values() for c in convs)
+    start = first_packet  # every observer starts at 00:00:10 and watches 10 s
     for name, polls in (("poll-1hz", 10), ("poll-10hz", 100)):
-        convs = conversations(load_sample(name).packets, SAMPLE_PORT)
+        convs = by_client[name]
         assert len(convs) == polls and len({c.client for c in convs}) == polls
         for conv in convs:
             request, answer = (conv.streams[way].data for way in Direction)
-            assert request.startswith(b"GET /sensor HTTP/1.1\r\n")
+            assert request.startswith(f"GET /sensor?client={name} HTTP/1.1\r\n".encode())
             head, _, body = answer.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200 OK") and b"Cache-Control: no-store" in head
             reading = json.loads(body)
             assert reading["value"] == sensor.value_at(reading["t"])
             assert [s.flags for s in conv.segments][-3:] == ["FA", "FA", "A"]  # server first
             assert conv.segments[-3].direction is S2C
-        seconds = convs[-1].segments[0].time - convs[0].segments[0].time
-        assert seconds == pytest.approx(10 - 10 / polls)
-    (push,) = conversations(load_sample("push").packets, SAMPLE_PORT)
-    assert push.warnings == [] and push.handshake.request.path == "/ws/sensor"
+        assert convs[0].segments[0].time == start
+        assert convs[-1].segments[0].time - start == pytest.approx(10 - 10 / polls)
+    (push,) = by_client["/ws/sensor"]
+    assert push.warnings == [] and push.segments[0].time == start
     events = [json.loads(m.text)["data"] for m in push.messages if m.opcode is Opcode.TEXT]
-    start = events[0]["t"]
     changes = list(itertools.takewhile(lambda c: c[0] < start + 9.998, sensor.changes(start)))
     assert [(e["t"], e["value"]) for e in events[1:]] == [
         (round(when, 6), value) for when, value in changes]
-    assert events[0]["value"] == sensor.value_at(start)
+    assert events[0]["value"] == sensor.value_at(events[0]["t"])
     assert len(sensor.spikes(start, start + 10)) >= 3
     assert [m.close_code for m in push.messages if m.opcode is Opcode.CLOSE] == [1000, 1000]
+    # Server-Sent Events on 8002: the same events, as data: lines
+    request, body = (stream.streams[way].data for way in Direction)
+    assert request.startswith(b"GET /sensor/events HTTP/1.1\r\n")
+    head, _, body = body.partition(b"\r\n\r\n")
+    assert b"Content-Type: text/event-stream" in head and body.startswith(b"retry: 2000\n")
+    parser = EventParser()
+    assert [json.loads(e.data)["data"] for e in parser.feed(body)] == events
+    assert parser.retry_ms == 2000 and stream.segments[0].time == start
+    # long-polling: each request names the t of the answer before; each answer is a change
+    polls = by_client["long-poll"]
+    answers = [json.loads(c.streams[S2C].data.partition(b"\r\n\r\n")[2]) for c in polls[:-1]]
+    assert [(a["t"], a["value"]) for a in answers[1:]] == [
+        (round(when, 6), value) for when, value in changes]
+    afters = [parse_qs(urlsplit(c.handshake.request.path).query).get("after") for c in polls]
+    assert afters == [None] + [[f"{a['t']:.6f}"] for a in answers]
+    assert polls[-1].streams[S2C].data == b""  # still held at the end, given up by the client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -20,11 +21,13 @@ from demo_server.cli import parse_args
 from .conftest import http_get
 
 
-def launch(*args: str, python=sys.executable, cwd=None) -> tuple[subprocess.Popen[str], int]:
-    """Start the CLI on a free port; return it and its port once it prints its URLs."""
+def launch(*args: str, python=sys.executable, cwd=None, entry=("-m", "demo_server"),
+           stderr=subprocess.PIPE) -> tuple[subprocess.Popen[str], int]:
+    """Start the CLI (``python *entry``) on a free port; return it and its port once it
+    prints its URLs."""
     proc = subprocess.Popen(
-        [python, "-m", "demo_server", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+        [python, *entry, "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=cwd,
     )
     assert proc.stdout is not None
     banner = [proc.stdout.readline() for _ in range(5)]
@@ -117,3 +120,81 @@ def test_console_script_is_installed():
     script = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=10)
     assert script.returncode == 0
     assert "--allow-origin" in script.stdout
+
+
+# Windows' event loops have no add_signal_handler: BaseEventLoop's, which raises
+# NotImplementedError, is what they inherit. The CLI, with that one in place here.
+WITHOUT_ADD_SIGNAL_HANDLER = (
+    "-c",
+    "import asyncio, sys; from demo_server.cli import main\n"
+    "asyncio.SelectorEventLoop.add_signal_handler = asyncio.BaseEventLoop.add_signal_handler\n"
+    "sys.exit(main())",
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_stops_on_a_signal_where_the_loop_cannot_handle_signals(sig):
+    proc, port = launch(entry=WITHOUT_ADD_SIGNAL_HANDLER)
+    try:
+        with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            assert '"second"' in ws.recv(timeout=3)  # it serves
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopping" in out and "Traceback" not in err
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert found is not None
+    return int(found.group(1)) / 1024
+
+
+def test_cli_memory_stays_flat_however_much_is_received():
+    """84 MB of client_data: the CLI keeps one message at most (it kept the last 1000, up to
+    64 KiB each, in a record nothing read; DemoServer's default record keeps 100)."""
+    proc, port = launch("--rate-limit", "off", stderr=subprocess.DEVNULL)  # logged whole
+    message = '{"event":"client_data","data":"%s"}' % ("x" * 60_000)
+    try:
+        with connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:
+            def send_and_wait(count: int) -> None:
+                for _ in range(count):
+                    ws.send(message)
+                ws.send("not json")  # answered once everything before it was handled
+                while '"error"' not in ws.recv(timeout=30):
+                    pass
+
+            send_and_wait(3)  # warm up: buffers and the allocator
+            before = rss_mib(proc.pid)
+            send_and_wait(1400)
+            grown = rss_mib(proc.pid) - before
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    # Measured: +0.2 MiB; a 100-message record: +6.8 MiB, the old 1000: +80 MiB.
+    assert grown < 3, f"the CLI's memory grew by {grown:.1f} MiB"
+
+
+def test_a_stderr_nobody_reads_never_stalls_the_ticks():
+    """The log is written from its own thread: a full pipe (a frozen terminal, a slow SSH
+    session) blocks that thread, not the event loop, and the dropped lines are counted."""
+    proc, port = launch("--rate-limit", "off")  # stderr: a pipe this test never reads
+    try:
+        with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            for i in range(3000):  # ~600 KB of log lines: ten times what the pipe holds
+                ws.send('{"event":"client_data","data":"%s"}' % ("x" * 150 + str(i)))
+            late = []
+            for _ in range(3):
+                tick = json.loads(ws.recv(timeout=3))
+                if tick["event"] == "second":
+                    late.append(tick["data"]["sent"] - tick["data"]["epoch"])
+        assert late and max(late) < 0.3, late  # the ticks went on, on time
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "stopping" in out
+    assert re.search(r"demo-server: \d+ log lines dropped: stderr did not keep up", err)

@@ -8,6 +8,7 @@ from importlib import resources
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from demo_server import ServerThread
 from demo_server.routes import Router, is_loopback
@@ -72,11 +73,21 @@ def test_a_path_too_long_for_the_parser_is_refused_by_the_library(server):
     assert reply.startswith(b"HTTP/1.1 414")
 
 
-@pytest.mark.parametrize("method", [b"POST", b"PUT", b"DELETE", b"HEAD"])
-def test_methods_other_than_get_are_405(server, method):
+@pytest.mark.parametrize("method", [b"POST", b"PUT", b"DELETE"])
+def test_methods_other_than_get_and_head_are_405(server, method):
     reply = http_raw(server.port, method + b" / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 405")
-    assert b"\r\nAllow: GET\r\n" in reply
+    assert b"\r\nAllow: GET, HEAD\r\n" in reply
+
+
+@pytest.mark.parametrize("path", [b"/", b"/socket.html", b"/client.js", b"/nowhere"])
+def test_head_is_answered_like_get_without_a_body(server, path):
+    get = http_raw(server.port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = http_raw(server.port, b"HEAD " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    get_head, _, body = get.partition(b"\r\n\r\n")
+    assert body and head.endswith(b"\r\n\r\n")
+    strip = [line for line in get_head.split(b"\r\n") if not line.startswith(b"Date:")]
+    assert [line for line in head[:-4].split(b"\r\n") if not line.startswith(b"Date:")] == strip
 
 
 def test_plain_get_on_the_websocket_path_asks_for_an_upgrade(server):
@@ -120,7 +131,8 @@ def _open_as(name: str, port: int, origin: str):
     """Connect to our loopback port while the URL (so Host) names ``name``, as a browser
     would after DNS rebinding made ``name`` resolve to 127.0.0.1."""
     sock = socket.create_connection(("127.0.0.1", port))
-    with connect(f"ws://{name}:{port}/ws", sock=sock, origin=origin, open_timeout=5) as ws:
+    with connect(f"ws://{name}:{port}/ws", sock=sock, origin=Origin(origin),
+                 open_timeout=5) as ws:
         return ws.recv(timeout=3)
 
 

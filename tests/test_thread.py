@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import re
 import socket
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from websockets.exceptions import ConnectionClosedOK
 from websockets.frames import CloseCode
 from websockets.sync.client import connect
+from websockets.utils import accept_key
 
-from demo_server import ClientThread, ServerStartError, ServerThread
+from demo_server import ClientThread, ReceivedLog, ServerStartError, ServerThread
+from demo_server.thread import FLAVOURS
 
 from .conftest import demo_threads, http_get
 
@@ -216,3 +221,109 @@ def test_client_threads_from_many_threads_at_once(server):
             t.join()
         assert server.received.wait_for(100, timeout=5)
     assert sorted(server.received.text()) == sorted("01234" * 20)
+
+
+# -- what the API refuses, and stop means stopped (issue 13) --------------------------------
+
+def test_an_empty_received_log_passed_in_is_the_one_kept():
+    log = ReceivedLog()  # empty, so falsy (len 0): it must not be swapped for a new one
+    with ServerThread(received=log) as server, connect(server.ws_url) as ws:
+        ws.send('{"event":"client_data","data":"mine"}')
+        assert log.wait_for(1, timeout=3)
+    assert server.received is log and log.text() == "mine"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("limit", [10, 2.5, "50,100", (50, 100)])
+def test_a_rate_limit_that_is_not_a_rate_limit_is_refused_at_the_call(flavour, limit):
+    with pytest.raises(TypeError, match=r"rate_limit must be a RateLimit \(e\.g\. "
+                                        r"RateLimit\(rate=10\)\) or None, got "):
+        ServerThread(flavour=flavour, rate_limit=limit)
+    assert demo_threads() == []
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "5", None])
+def test_start_refuses_a_timeout_that_is_not_a_positive_number(timeout):
+    with pytest.raises(ValueError, match="timeout must be a positive, finite number of "
+                                         "seconds, got "):
+        ServerThread().start(timeout=timeout)
+    assert demo_threads() == []
+
+
+def test_start_that_times_out_leaves_nothing_running():
+    """Listening takes milliseconds, a microsecond is too short: what did start stops.
+
+    The caller's thread must get the GIL back before the server listens, so switch threads
+    every microsecond, and try again in the rare case the server still won the race.
+    """
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(20):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            server = ServerThread(port=port)
+            try:
+                server.start(timeout=1e-6)
+            except ServerStartError as exc:
+                assert str(exc) == "the server did not start within 1e-06 s"
+                break
+            server.stop()
+        else:
+            pytest.fail("the server always started within a microsecond")
+    finally:
+        sys.setswitchinterval(interval)
+    assert not server.running and demo_threads() == []
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=3).close()
+    with server:  # and it can start normally afterwards, on the same port
+        assert server.port == port
+
+
+@contextlib.contextmanager
+def silent_websocket_server() -> Iterator[str]:
+    """A real server that answers the handshake, then neither reads nor closes: a close
+    frame sent to it is never answered. Yields its ws:// URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def handshake() -> None:
+        sock, _ = listener.accept()
+        accepted.append(sock)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += sock.recv(4096) or b"\r\n\r\n"
+        key = re.search(rb"Sec-WebSocket-Key: (\S+)", request, re.IGNORECASE)
+        assert key is not None, request
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                     + accept_key(key.group(1).decode()).encode() + b"\r\n\r\n")
+
+    thread = threading.Thread(target=handshake, name="test-silent-server")
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{listener.getsockname()[1]}/ws"
+    finally:
+        thread.join(10)
+        for sock in [*accepted, listener]:
+            sock.close()
+
+
+def test_client_stop_returns_within_its_timeout_with_the_thread_ended():
+    """Before: close() waited 1 s for the answer, then join() 1 s more, and the thread lived
+    on until websockets' own 10 s close timeout."""
+    with silent_websocket_server() as url:
+        client = ClientThread(url).start()
+        started = time.monotonic()
+        client.stop(timeout=1)
+        took = time.monotonic() - started
+        assert not client.running, "the client's thread outlived stop()"
+        assert took < 1.9, f"stop(timeout=1) took {took:.2f} s"  # 2 s before; a loaded margin
+        assert client.close_code == CloseCode.ABNORMAL_CLOSURE  # no close frame came back
+    assert "demo-client" not in demo_threads()
+
+
+def test_client_next_before_start_says_to_start():
+    with pytest.raises(ConnectionError, match=r"not connected: call start\(\) first"):
+        ClientThread("ws://127.0.0.1:1/ws").next("second", timeout=1)

@@ -50,11 +50,11 @@ def test_live_seconds_shows_each_tick_then_stops_its_threads(server: ServerThrea
     live = LiveSeconds(server.ws_url)
     assert live.second is None and ">–</div>" in live.number.value
     assert "demo-live-seconds" in live._dom_classes
-    assert live.start() is None
+    live.start()
     assert live.running
     assert {"demo-client", "demo-live-seconds"} <= set(demo_threads())
     assert live.wait(2, timeout=5)
-    assert 0 <= live.second <= 59
+    assert live.second is not None and 0 <= live.second <= 59
     assert f">{live.second}</div>" in live.number.value
     assert live.status.value.endswith("ticks received")  # at least 2: plural
     live.stop()
@@ -200,6 +200,7 @@ def test_reprs_do_not_change_with_live_values(server: ServerThread, client: Clie
     assert [repr(live), repr(box), repr(view)] == before
     assert before == [f"LiveSeconds({server.ws_url!r})", "SendBox(mode='line')", "ReceivedView()"]
     bundle = live._repr_mimebundle_()
+    assert bundle is not None
     assert bundle["text/plain"] == before[0]
     live.stop()
     view.stop()

@@ -3,7 +3,7 @@
 // needs neither, so it works offline in a classroom.
 "use strict";
 
-const MAX_CHUNK = 4096;        // characters per message: stays far below the server's max_size
+const MAX_CHUNK = 4096;        // UTF-16 units per message: stays far below the server's max_size
 const MAX_QUEUED = 1000;       // messages kept while disconnected, sent on reconnect
 const secondEl = document.getElementById("second");
 const statusEl = document.getElementById("status");
@@ -59,8 +59,15 @@ function send(data) {
   sentEl.textContent = ++sent;
 }
 
-function sendText(value) {
-  for (let i = 0; i < value.length; i += MAX_CHUNK) send(value.slice(i, i + MAX_CHUNK));
+function sendText(value) {     // in chunks of whole code points: an emoji cut in two
+  let start = 0;                 // would arrive as two lone surrogates, which nothing encodes
+  while (start < value.length) {
+    let end = Math.min(start + MAX_CHUNK, value.length);
+    const last = value.charCodeAt(end - 1);
+    if (end < value.length && last >= 0xD800 && last <= 0xDBFF) end--;   // a high surrogate
+    send(value.slice(start, end));
+    start = end;
+  }
 }
 
 // One message per typed character, like the article's keypress handler. Enter sends "\n";

@@ -42,8 +42,15 @@ function send(data) {
   sentEl.textContent = ++sent;
 }
 
-function sendText(value) {
-  for (let i = 0; i < value.length; i += MAX_CHUNK) send(value.slice(i, i + MAX_CHUNK));
+function sendText(value) {     // in chunks of whole code points: an emoji cut in two
+  let start = 0;                 // would arrive as two lone surrogates, which nothing encodes
+  while (start < value.length) {
+    let end = Math.min(start + MAX_CHUNK, value.length);
+    const last = value.charCodeAt(end - 1);
+    if (end < value.length && last >= 0xD800 && last <= 0xDBFF) end--;   // a high surrogate
+    send(value.slice(start, end));
+    start = end;
+  }
 }
 
 // One message per typed character, as the article's keypress handler meant. Enter sends
