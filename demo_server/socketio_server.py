@@ -24,6 +24,7 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 import engineio.packet
 import socketio
@@ -231,11 +232,26 @@ class SocketIOServer:
         """The ASGI app: Engine.IO under ``/socket.io/``, a few plain pages elsewhere."""
         path = scope["path"]
         if path != CLIENT_SCRIPT_PATH and (path + "/").startswith(SOCKETIO_PATH):
-            await self.sio.handle_request(scope, receive, send)
+            await self._engineio(scope, receive, send)
         elif scope["type"] == "http":
             await self._serve_page(scope, send)
         else:  # a WebSocket anywhere else, e.g. /ws: refused with 403
             await send({"type": "websocket.close"})
+
+    async def _engineio(self, scope: Scope, receive: Any, send: Any) -> None:
+        """python-socketio's Engine.IO, and a polling client's goodbye answered at once.
+
+        When a polling client POSTs its close packet, python-engineio leaves the client's
+        pending GET waiting until the ping timeout (its ``disconnect()`` blocks that long);
+        Node's server answers it at once, and so does this: with a noop.
+        """
+        session = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            sid = parse_qs(scope["query_string"].decode("latin-1")).get("sid", [""])[0]
+            session = self.sio.eio.sockets.get(sid)
+        await self.sio.handle_request(scope, receive, send)
+        if session is not None and session.closed and not session.upgraded:
+            session.queue.put_nowait(engineio.packet.Packet(engineio.packet.NOOP))
 
     async def _serve_page(self, scope: Scope, send: Any) -> None:
         path = scope["path"]

@@ -431,3 +431,18 @@ def test_cli_rate_limit_is_for_ws_only():
                              "--rate-limit", "off"], capture_output=True, text=True, timeout=10)
     assert result.returncode == 2
     assert "--rate-limit: not allowed with argument --socketio" in result.stderr
+
+
+def test_a_polling_client_says_goodbye_at_once(server):
+    """Its close packet comes in a POST; the GET it left waiting is answered then, as Node
+    does, not at the ping timeout (python-socketio's disconnect() would block that long)."""
+    with sio_client(server.url, transports=["polling"]) as (client, events):
+        events.next("second")
+        started = time.monotonic()
+        client.disconnect()
+        took = time.monotonic() - started
+    assert took < 2, f"disconnect() took {took:.1f} s"
+    deadline = time.monotonic() + 3
+    while server.clients and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.clients == 0
