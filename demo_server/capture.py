@@ -41,6 +41,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -632,9 +633,10 @@ def main(argv: list[str] | None = None) -> int:
     except CaptureUnavailable as exc:
         print(f"capture: {exc}", file=sys.stderr)
         return 2
-    print(f"capturing TCP port {args.port} on {cap.iface} with {cap.backend} for "
-          f"{args.seconds:g} s (Ctrl-C stops)", flush=True)
-    try:
+    _stop_on_signals()
+    try:  # a signal may come as soon as the line is out: the print is inside
+        print(f"capturing TCP port {args.port} on {cap.iface} with {cap.backend} for "
+              f"{args.seconds:g} s (Ctrl-C stops)", flush=True)
         time.sleep(args.seconds)
     except KeyboardInterrupt:
         pass
@@ -644,6 +646,19 @@ def main(argv: list[str] | None = None) -> int:
     dropped = f", {cap.drops} dropped" if cap.drops else ""
     print(f"{len(cap)} packets written to {args.out}{dropped}")
     return 0
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM end the capture early and keep what it got.
+
+    Set explicitly: Python leaves SIGINT ignored when its parent ignored it, as a shell does
+    for the commands it starts in the background, and then Ctrl-C would do nothing.
+    """
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
 
 
 if __name__ == "__main__":

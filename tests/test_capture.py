@@ -454,6 +454,26 @@ def test_cli_captures_until_ctrl_c(tmp_path, backend):
 
 
 @live
+def test_cli_saves_what_it_got_on_sigterm_even_when_sigint_was_ignored(tmp_path):
+    """A shell starts background commands with SIGINT ignored; Python keeps that, so the CLI
+    sets its own handlers: SIGINT and SIGTERM both end the capture and save it."""
+    out = tmp_path / "term.pcap"
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "demo_server.capture", "--port", "9", "--seconds", "30",
+             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            assert "capturing TCP port 9" in proc.stdout.readline()
+            proc.send_signal(sig)
+            stdout, _ = proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode == 0 and f"packets written to {out}" in stdout
+
+
+@live
 def test_cli_stops_after_the_given_seconds(tmp_path):
     out = tmp_path / "quiet.pcap"
     started = time.monotonic()
