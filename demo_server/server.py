@@ -37,11 +37,11 @@ from .record import ReceivedLog
 from .routes import SENSOR_WS_PATH, WS_PATH, Router, is_loopback
 from .sensor import Sensor
 from .sse import EventStream
-from .text import clip, host_port
+from .text import clip, host_port, local_url
 
 __all__ = ["FAST_PATH_RELIES_ON", "SYSTEM_CLOCK", "Clock", "DemoServer", "RateLimit", "Sender",
            "ServerStartError", "SystemClock", "broadcast_serialized", "check_address",
-           "local_url", "tick_message", "wall_clock_seconds"]
+           "tick_message", "wall_clock_seconds"]
 
 logger = logging.getLogger("demo_server")
 frame_logger = logging.getLogger("demo_server.websockets")  # websockets' own log, -v: frames
@@ -281,12 +281,6 @@ def check_address(host: str, port: int) -> None:
         raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
     if not isinstance(host, str) or not host:
         raise ValueError(f"host must be a non-empty string, got {host!r}")
-
-
-def local_url(host: str, port: int) -> str:
-    """``http://host:port/``; a wildcard host is shown as loopback, which reaches it."""
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://{host_port(host, port)}/"
 
 
 class DemoServer:

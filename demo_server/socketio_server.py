@@ -35,8 +35,8 @@ from websockets.http11 import Request
 from .events import Event, _clip, _json_type
 from .record import ReceivedLog
 from .routes import HELLO, TEXT, Router, is_loopback
-from .server import ServerStartError, _explain, check_address, local_url, logger, wall_clock_seconds
-from .text import host_port
+from .server import ServerStartError, _explain, check_address, logger, wall_clock_seconds
+from .text import host_port, local_url
 
 __all__ = ["SocketIOServer", "packet_logger"]
 

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .text import host_port
+from .text import local_url
 
 __all__ = ["SSE_PATH", "EventParser", "EventStream", "ServerSentEvent", "format_event"]
 
@@ -144,8 +144,7 @@ class EventStream:
 
     @property
     def url(self) -> str:
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"http://{host_port(host, self.port)}{SSE_PATH}"
+        return local_url(self.host, self.port) + SSE_PATH.lstrip("/")
 
     @property
     def clients(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["clip", "host_port", "preview", "printable_text"]
+__all__ = ["clip", "host_port", "local_url", "preview", "printable_text"]
 
 
 def clip(text: str, width: int) -> str:
@@ -30,3 +30,9 @@ def preview(data: bytes, width: int, *, quote: bool = True) -> str:
 def host_port(host: str, port: int) -> str:
     """``host:port``, an IPv6 address in brackets: ``127.0.0.1:8001``, ``[::1]:8001``."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def local_url(host: str, port: int) -> str:
+    """``http://host:port/``; a wildcard host is shown as loopback, which reaches it."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://{host_port(host, port)}/"

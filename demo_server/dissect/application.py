@@ -61,9 +61,13 @@ def engineio_query(path: str | None) -> EngineIOQuery | None:
     return parse_engineio_query(path) if path is not None and is_engineio_path(path) else None
 
 
-def _decode(data: str | bytes) -> Packet:
-    engineio = decode_engineio(data)
+def _with_socketio(engineio: EngineIOPacket) -> Packet:
+    """The Engine.IO packet with the Socket.IO packet a ``message`` carries."""
     return Packet(engineio, socketio_in(engineio))
+
+
+def _decode(data: str | bytes) -> Packet:
+    return _with_socketio(decode_engineio(data))
 
 
 def decode_messages(messages: Sequence[WebSocketMessage], warnings: list[str]
@@ -109,8 +113,7 @@ def _body_packets(body: bytes, what: str, warnings: list[str]) -> tuple[Packet, 
     if not body or is_polling_ack(body):
         return ()
     try:
-        return tuple(Packet(engineio, socketio_in(engineio))
-                     for engineio in decode_polling_payload(body))
+        return tuple(map(_with_socketio, decode_polling_payload(body)))
     except EngineIODecodeError as exc:
         warnings.append(f"{what}: not an Engine.IO payload ({exc})")
         return ()
