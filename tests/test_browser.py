@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from demo_server import ServerThread
@@ -89,7 +91,10 @@ def test_the_page_reconnects_when_the_server_comes_back(page):
         page.wait_for_selector("#status.open")
         server.stop()
         page.wait_for_selector("#status.closed")
-        assert "1001" in page.locator("#status").inner_text()
+        # 1001 going away, as the server sends it; 1006 when a loaded machine's Chromium
+        # had not read that Close frame before the server's grace ran out and it cut the
+        # connection (RFC 6455 7.1.5: no Close frame received). Seen once in CI, load ~5.
+        assert re.search(r"code 100[16]\b", page.locator("#status").inner_text())
         page.locator("#text").press_sequentially("ab")  # typed while away: kept, sent later
         server = ServerThread(port=port).start()
         page.wait_for_selector("#status.open", timeout=15000)
