@@ -13,7 +13,9 @@ import math
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .events import announce_data
 from .record import ReceivedLog
+from .roster import Roster
 from .server import DemoServer, RateLimit, ServerStartError
 
 if TYPE_CHECKING:
@@ -207,6 +209,32 @@ class ServerThread:
         """``http://host:another-port/sensor/events``, the same changes as Server-Sent Events
         (websocket flavour)."""
         return self._websocket_flavour.sse_url
+
+    @property
+    def roster(self) -> Roster:
+        """Who is connected and what each one types (websocket flavour)."""
+        return self._websocket_flavour.roster
+
+    def announce(self, text: str, timeout: float = 5.0) -> None:
+        """:meth:`DemoServer.announce` in the server's thread: a banner on every page, and
+        on pages that connect later; ``""`` takes it down. Returns once it is sent.
+
+        Bad text raises here (TypeError, ValueError). The socketio flavour has no banner:
+        RuntimeError.
+        """
+        if self.flavour != "websocket":
+            raise RuntimeError("announce() needs the websocket flavour: the socketio page "
+                               "has no banner")
+        announce_data(text, 0.0)  # bad text fails here, in the caller's thread
+        server = self._websocket_flavour
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the server is not running: call start() first")
+
+        async def announce() -> None:
+            server.announce(text)
+
+        asyncio.run_coroutine_threadsafe(announce(), loop).result(timeout)
 
     @property
     def clients(self) -> int:
