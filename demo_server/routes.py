@@ -131,7 +131,9 @@ class Router:
              ) -> Response | Awaitable[Response] | None:
         path = request.path.partition("?")[0]
         if path in (WS_PATH, SENSOR_WS_PATH):
-            return self._check_version(request) or self._check_origin(connection, request)
+            local, local_port = connection.local_address[:2]
+            return self._check_version(request) or self._check_origin(
+                request, local, proxied=(local_port, connection.remote_address[0]))
         if path == "/":
             return respond(http.HTTPStatus.OK, HELLO.encode(), TEXT)
         after = parse_qs(urlsplit(request.path).query, keep_blank_values=True).get("after")
@@ -190,34 +192,35 @@ class Router:
         response.headers["Sec-WebSocket-Version"] = "13"
         return response
 
-    def _check_origin(self, connection: ServerConnection, request: Request
-                      ) -> Response | None:
+    def _check_origin(self, request: Request, local: str,
+                      proxied: tuple[int, str] | None = None) -> Response | None:
         """Refuse browsers on other sites; clients that send no ``Origin`` are not browsers.
 
         Same-origin counts only under a name of this machine: on loopback, a loopback
         name; elsewhere, the address the client connected to (an IP literal), or a loopback
-        name over loopback. Any other name may be a rebound one (DNS rebinding).
+        name over loopback. Any other name may be a rebound one (DNS rebinding). ``local``
+        is the address the client connected to (the server side of its socket).
 
-        With :attr:`behind_proxy`, a connection from this machine whose ``Host`` names
-        another port than ours also counts when ``Origin`` matches that ``Host``: a browser
-        always sends the host and port it connects to, so only a proxy on this machine
-        (jupyter-server-proxy copies the browser's headers) sends another port; the page
-        is then same-origin with the proxy's site, which has checked the Origin and the
-        login itself (Jupyter does). A page of another site sends its own Origin: refused.
+        With :attr:`behind_proxy` and ``proxied`` (our port, the client's address; /ws
+        only), a connection from this machine whose ``Host`` names another port than ours
+        also counts when ``Origin`` matches that ``Host``: a browser always sends the host
+        and port it connects to, so only a proxy on this machine (jupyter-server-proxy
+        copies the browser's headers) sends another port; the page is then same-origin with
+        the proxy's site, which has checked the Origin and the login itself (Jupyter does).
+        A page of another site sends its own Origin: refused.
         """
         origin = request.headers.get("Origin")
         if origin is None or origin.rstrip("/") in self.allow_origins:
             return None
         hostname = urlsplit(origin).hostname or ""
         host = request.headers.get("Host")
-        local, local_port = connection.local_address[:2]
         if same_origin(origin, host) and (
             is_loopback(hostname) if self.loopback_only
             else _names_local_address(hostname, local)
         ):
             return None
-        if self.behind_proxy and same_origin(origin, host) and (
-            _port(origin) != local_port and is_loopback(connection.remote_address[0])
+        if self.behind_proxy and proxied is not None and same_origin(origin, host) and (
+            _port(origin) != proxied[0] and is_loopback(proxied[1])
         ):
             return None
         return respond(http.HTTPStatus.FORBIDDEN, f"Origin not allowed: {origin}\n".encode(), TEXT)
