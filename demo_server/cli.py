@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .lan import lan_url, qr_text
 from .record import ReceivedLog
 from .routes import is_loopback
 from .server import DemoServer, RateLimit, ServerStartError, frame_logger
@@ -171,9 +172,19 @@ async def _serve(server: DemoServer | SocketIOServer) -> int:
                 print("Note: other machines on your network can reach this server; browsers "
                       "on other origins are refused unless listed with --allow-origin.",
                       flush=True)
+                _print_join(server.host, server.port)
             await stop.wait()
             print("demo-server: stopping", flush=True)
         return 0
+
+
+def _print_join(host: str, port: int) -> None:
+    """The page's URL on this machine's network, and its QR code for phones."""
+    url = lan_url(host, port)
+    if url is None:
+        print("This machine has no network address: phones cannot join.", flush=True)
+        return
+    print(f"Students open {url}\nor scan:\n{qr_text(url)}", flush=True)
 
 
 def _rate_limit(text: str) -> RateLimit | None:

@@ -62,6 +62,7 @@ class ServerThread:
         self._stop: asyncio.Event | None = None
         self._stop_requested = threading.Event()  # seen by a server still starting, too
         self._lock = threading.Lock()
+        self.announcement = ""  # the last announce() text: a restarted server shows it again
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -150,6 +151,8 @@ class ServerThread:
                 ready.set()
                 return
             self.server = server
+            if self.announcement and isinstance(server, DemoServer):
+                server.announce(self.announcement)
             ready.set()
             try:
                 if not self._stop_requested.is_set():  # stop() came while starting
@@ -217,7 +220,8 @@ class ServerThread:
 
     def announce(self, text: str, timeout: float = 5.0) -> None:
         """:meth:`DemoServer.announce` in the server's thread: a banner on every page, and
-        on pages that connect later; ``""`` takes it down. Returns once it is sent.
+        on pages that connect later (also after a restart: :meth:`stop` then
+        :meth:`start`); ``""`` takes it down. Returns once it is sent.
 
         Bad text raises here (TypeError, ValueError). The socketio flavour has no banner:
         RuntimeError.
@@ -235,6 +239,7 @@ class ServerThread:
             server.announce(text)
 
         asyncio.run_coroutine_threadsafe(announce(), loop).result(timeout)
+        self.announcement = text
 
     @property
     def clients(self) -> int:
