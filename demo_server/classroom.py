@@ -23,6 +23,9 @@ __all__ = ["ClassroomView", "JoinCode", "lan_address", "lan_url", "qr_text"]
 
 SHOWN_TYPING = 60  # characters of what each student types shown in the view
 REDRAW_EVERY = 0.5  # seconds between two redraws of the view, at most
+TABLE_CSS = (".demo-classroom-students td,.demo-classroom-students th{padding:.15em .6em;"
+             "text-align:left;vertical-align:top}"
+             ".demo-classroom-students code{white-space:pre-wrap}")
 
 
 class ClassroomView(_Snapshot):
@@ -114,8 +117,7 @@ class ClassroomView(_Snapshot):
 def _table_html(students: list[Student]) -> str:
     if not students:
         return "<div><i>no student yet: they appear here as they open the page</i></div>"
-    cell = 'style="padding:.15em .6em;text-align:left;vertical-align:top"'
-    head = "".join(f"<th {cell}>{h}</th>" for h in (
+    head = "".join(f"<th>{h}</th>" for h in (
         "client", "address", "browser", "connected since", "messages", "typing now"))
     rows = []
     for s in students:
@@ -126,10 +128,9 @@ def _table_html(students: list[Student]) -> str:
         style = ' style="color:#888"' if s.left is not None else ""
         rows.append(
             f'<tr class="demo-classroom-client" data-client="{s.client}"{style}>'
-            f"<td {cell}>{s.client}</td><td {cell}><code>{html.escape(s.address)}</code></td>"
-            f"<td {cell}>{html.escape(s.agent)}</td><td {cell}>{since}</td>"
-            f"<td {cell}>{s.messages}</td>"
-            f'<td {cell} class="demo-classroom-typing"><code style="white-space:pre-wrap">'
-            f"{html.escape(typing)}</code></td></tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<td>{s.client}</td><td><code>{html.escape(s.address)}</code></td>"
+            f"<td>{html.escape(s.agent)}</td><td>{since}</td><td>{s.messages}</td>"
+            f"<td><code>{html.escape(typing)}</code></td></tr>")
+    return (f"<style>{TABLE_CSS}</style><table class=\"demo-classroom-students\"><thead><tr>"
+            f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
