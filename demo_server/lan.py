@@ -79,7 +79,8 @@ class JoinCode:
         return out.getvalue()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        return {"image/png": base64.b64encode(self.png()).decode(), "text/plain": self.url}
+        return {"image/png": base64.b64encode(self.png()).decode(),
+                "text/plain": f"Scan to open {self.url}"}
 
     def __repr__(self) -> str:
         return f"JoinCode({self.url!r})"

@@ -179,7 +179,7 @@ def test_qr_codes_for_the_terminal_and_the_notebook() -> None:
     lines = text.splitlines()
     assert len(lines) > 10 and set("".join(lines)) <= set("█▀▄ ")
     bundle = JoinCode("http://192.168.1.20:8001/socket.html")._repr_mimebundle_()
-    assert bundle["text/plain"] == "http://192.168.1.20:8001/socket.html"
+    assert bundle["text/plain"] == "Scan to open http://192.168.1.20:8001/socket.html"
     assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG\r\n\x1a\n")
     with pytest.raises(ValueError, match="non-empty URL"):
         qr_text("")
