@@ -56,7 +56,10 @@ class Roster:
 
     def join(self, client: int, address: str, user_agent: str | None) -> None:
         """``client`` connected from ``address`` with this ``User-Agent`` header (or none)."""
-        self._update(client, Student(client, address, agent_family(user_agent), time.time()))
+        student = Student(client, address, agent_family(user_agent), time.time())
+        with self._changed:
+            self._connected[client] = student
+            self._bump()
 
     def typed(self, client: int, data: str) -> None:
         """``client`` sent ``data`` (a ``client_data`` message); unknown clients are ignored."""
@@ -79,11 +82,6 @@ class Roster:
                 self._left[client] = replace(student, left=time.time())
                 while len(self._left) > self.keep_left:
                     self._left.popitem(last=False)
-            self._bump()
-
-    def _update(self, client: int, student: Student) -> None:
-        with self._changed:
-            self._connected[client] = student
             self._bump()
 
     def _bump(self) -> None:  # called with self._changed held
