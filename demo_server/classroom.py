@@ -15,6 +15,7 @@ import ipywidgets as widgets
 
 from .lan import JoinCode, lan_address, lan_url, qr_text
 from .roster import Roster, Student
+from .server import DemoServer
 from .text import clip
 from .thread import ServerThread
 from .widgets import _count, _Snapshot
@@ -33,7 +34,8 @@ class ClassroomView(_Snapshot):
     connected since, messages, what they are typing now), live; and a box whose text
     :meth:`announce` shows in a banner on every page.
 
-    It reads the server's :class:`~demo_server.roster.Roster` from a thread of its own and
+    It reads the server's :class:`~demo_server.roster.Roster` (the new one after
+    ``server.stop()`` and ``start()``) from a thread of its own and
     redraws at most every ``redraw_every`` seconds, whatever the class types: at most
     (connected students + the roster's ``keep_left``) rows, :data:`SHOWN_TYPING`
     characters each. ``stop()`` ends the thread; what is shown stays.
@@ -90,6 +92,9 @@ class ClassroomView(_Snapshot):
     def _follow(self) -> None:  # runs in the "demo-classroom" thread
         version = self.roster.version
         while not self._stopping.is_set():
+            current = self.server.server
+            if isinstance(current, DemoServer) and current.roster is not self.roster:
+                self.roster, version = current.roster, -1  # restarted: a new class list
             seen = self.roster.wait_changed(version, timeout=0.5)
             if seen != version:
                 version = seen
