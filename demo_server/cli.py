@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from .lan import lan_url, qr_text
 from .record import ReceivedLog
 from .routes import is_loopback
 from .server import DemoServer, RateLimit, ServerStartError, frame_logger
@@ -180,6 +179,9 @@ async def _serve(server: DemoServer | SocketIOServer) -> int:
 
 def _print_join(host: str, port: int) -> None:
     """The page's URL on this machine's network, and its QR code for phones."""
+    # Imported here: segno loads only for a server on the network.
+    from .lan import lan_url, qr_text
+
     url = lan_url(host, port)
     if url is None:
         print("This machine has no network address: phones cannot join.", flush=True)
