@@ -33,7 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "on one port (with --socketio: socket.io at /socket.io/, as in the article).",
     )
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default: 127.0.0.1, this machine only)")
+                        help="address to listen on (default: 127.0.0.1, this machine only; "
+                        "0.0.0.0: also your network, and the page's URL and QR code for "
+                        "phones are printed)")
     parser.add_argument("--port", type=int, default=8001, help="port (default: 8001; 0: any)")
     parser.add_argument("--compression", action="store_true",
                         help="negotiate permessage-deflate (off by default, so captures "
