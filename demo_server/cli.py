@@ -33,7 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "on one port (with --socketio: socket.io at /socket.io/, as in the article).",
     )
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default: 127.0.0.1, this machine only)")
+                        help="address to listen on (default: 127.0.0.1, this machine only; "
+                        "0.0.0.0: also your network, and the page's URL and QR code for "
+                        "phones are printed)")
     parser.add_argument("--port", type=int, default=8001, help="port (default: 8001; 0: any)")
     parser.add_argument("--compression", action="store_true",
                         help="negotiate permessage-deflate (off by default, so captures "
@@ -171,9 +173,22 @@ async def _serve(server: DemoServer | SocketIOServer) -> int:
                 print("Note: other machines on your network can reach this server; browsers "
                       "on other origins are refused unless listed with --allow-origin.",
                       flush=True)
+                _print_join(server.host, server.port)
             await stop.wait()
             print("demo-server: stopping", flush=True)
         return 0
+
+
+def _print_join(host: str, port: int) -> None:
+    """The page's URL on this machine's network, and its QR code for phones."""
+    # Imported here: segno loads only for a server on the network.
+    from .lan import lan_url, qr_text
+
+    url = lan_url(host, port)
+    if url is None:
+        print("This machine has no network address: phones cannot join.", flush=True)
+        return
+    print(f"Students open {url}\nor scan:\n{qr_text(url)}", flush=True)
 
 
 def _rate_limit(text: str) -> RateLimit | None:

@@ -11,7 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Event", "Message", "EventError", "encode", "decode", "sensor_data", "tick_data"]
+__all__ = ["MAX_ANNOUNCEMENT", "Event", "Message", "EventError", "announce_data", "encode",
+           "decode", "sensor_data", "tick_data"]
+
+MAX_ANNOUNCEMENT = 1000  # characters in one announcement: a banner, not a document
 
 
 class Event(enum.StrEnum):
@@ -21,6 +24,7 @@ class Event(enum.StrEnum):
     ERROR = "error"  # server -> client, names what was wrong with a message
     CLIENT_DATA = "client_data"  # client -> server, text typed in the page
     SENSOR = "sensor"  # server -> client on /ws/sensor, each time the reading changes
+    ANNOUNCE = "announce"  # server -> client, the teacher's banner ("" takes it down)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,26 @@ def sensor_data(value: float, when: float) -> dict[str, Any]:
     """A sensor reading: its value and the time it had that value (``GET /sensor``); the
     ``sensor`` event adds when it was sent."""
     return {"value": value, "t": round(when, 6)}
+
+
+def announce_data(text: str, sent: float) -> dict[str, Any]:
+    """The data of an ``announce`` event: the banner's text and when it was sent.
+
+    Raises :class:`TypeError` for anything but a ``str``, :class:`ValueError` for text over
+    :data:`MAX_ANNOUNCEMENT` characters or holding a lone surrogate (half a character,
+    which no page could show and UTF-8 cannot encode).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"an announcement is a str, got {type(text).__name__}")
+    if len(text) > MAX_ANNOUNCEMENT:
+        raise ValueError(f"an announcement is at most {MAX_ANNOUNCEMENT} characters, got "
+                         f"{len(text)}")
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"the announcement has a lone surrogate {text[exc.start]!r} at "
+                         f"character {exc.start}: half a character, not text") from None
+    return {"text": text, "sent": round(sent, 6)}
 
 
 def encode(event: Event | str, data: Any) -> str:

@@ -13,9 +13,10 @@ import html
 import threading
 from typing import Any, TypeVar
 
+from .proxy import proxied_path, proxy_prefix
 from .thread import ServerThread
 
-__all__ = ["keep", "stop_all", "demo_threads", "PageFrame"]
+__all__ = ["keep", "stop_all", "demo_threads", "PageFrame", "reader_url"]
 
 T = TypeVar("T")
 
@@ -54,6 +55,19 @@ def demo_threads() -> list[str]:
     return sorted(t.name for t in threading.enumerate() if t.name.startswith("demo-"))
 
 
+def reader_url(server: ServerThread, path: str = "socket.html",
+               proxy: bool | str | None = None) -> str:
+    """Where the reader's browser finds ``path`` of ``server``: ``http://127.0.0.1:PORT/...``
+    when the kernel runs on the reader's machine, ``{prefix}proxy/PORT/...`` (a path on the
+    Jupyter server) behind JupyterHub or Binder. ``proxy`` forces a mode, as
+    :func:`~demo_server.proxy.proxy_prefix` describes (None: ``DEMO_SERVER_PROXY``, else auto).
+    """
+    prefix = proxy_prefix(proxy)
+    if prefix is None:
+        return server.url + path.lstrip("/")
+    return proxied_path(prefix, server.port, path)
+
+
 def _stop_method(thing: object) -> Any:
     for name in STOP_METHODS:
         method = getattr(thing, name, None)
@@ -70,14 +84,16 @@ class PageFrame:
     """The demo's browser page, live in a cell, with a static picture for readers who
     only read the notebook (GitHub, nbviewer, nbconvert's HTML).
 
+    The page's URL is :func:`reader_url`'s: direct, or through Jupyter's proxy on a hub.
     The cell's HTML is an ``<object>``: while the server runs it shows the real page; when
     the page cannot load (the server is gone, the port is closed), a browser shows the
     object's content instead: a sketch of the page as it was when the cell ran, with the
     second it showed.
     """
 
-    def __init__(self, server: ServerThread, height: int = 360) -> None:
-        self.url = server.page_url
+    def __init__(self, server: ServerThread, height: int = 360,
+                 proxy: bool | str | None = None) -> None:
+        self.url = reader_url(server, "socket.html", proxy)  # through Jupyter on a hub
         self.height = height
         tick = server.server.last_tick if server.server is not None else None
         self.second = None if tick is None else tick % 60  # what the page showed

@@ -92,11 +92,15 @@ class Router:
     ``loopback_only``: the server listens on loopback, so a browser page may open the
     WebSocket only under a loopback name. A page on another site whose name was made to
     resolve to 127.0.0.1 (DNS rebinding) is same-origin with itself, not with us.
+
+    ``behind_proxy``: also accept a page served through a proxy on this machine, such as
+    Jupyter's (see :meth:`_check_origin`).
     """
 
     def __init__(self, allow_origins: Iterable[str] = (), sensor: Sensor | None = None,
-                 loopback_only: bool = False) -> None:
+                 loopback_only: bool = False, behind_proxy: bool = False) -> None:
         self.loopback_only = loopback_only
+        self.behind_proxy = behind_proxy
         self.static = StaticFiles()
         self.sensor = sensor if sensor is not None else Sensor()
         self.allow_origins = frozenset(_check_origin_syntax(o) for o in allow_origins)
@@ -127,8 +131,9 @@ class Router:
              ) -> Response | Awaitable[Response] | None:
         path = request.path.partition("?")[0]
         if path in (WS_PATH, SENSOR_WS_PATH):
-            return (self._check_version(request)
-                    or self._check_origin(request, connection.local_address[0]))
+            local, local_port = connection.local_address[:2]
+            return self._check_version(request) or self._check_origin(
+                request, local, proxied=(local_port, connection.remote_address[0]))
         if path == "/":
             return respond(http.HTTPStatus.OK, HELLO.encode(), TEXT)
         after = parse_qs(urlsplit(request.path).query, keep_blank_values=True).get("after")
@@ -187,21 +192,35 @@ class Router:
         response.headers["Sec-WebSocket-Version"] = "13"
         return response
 
-    def _check_origin(self, request: Request, local: str) -> Response | None:
+    def _check_origin(self, request: Request, local: str,
+                      proxied: tuple[int, str] | None = None) -> Response | None:
         """Refuse browsers on other sites; clients that send no ``Origin`` are not browsers.
 
         Same-origin counts only under a name of this machine: on loopback, a loopback
         name; elsewhere, the address the client connected to (an IP literal), or a loopback
         name over loopback. Any other name may be a rebound one (DNS rebinding). ``local``
         is the address the client connected to (the server side of its socket).
+
+        With :attr:`behind_proxy` and ``proxied`` (our port, the client's address; /ws
+        only), a connection from this machine whose ``Host`` names another port than ours
+        also counts when ``Origin`` matches that ``Host``: a browser always sends the host
+        and port it connects to, so only a proxy on this machine (jupyter-server-proxy
+        copies the browser's headers) sends another port; the page is then same-origin with
+        the proxy's site, which has checked the Origin and the login itself (Jupyter does).
+        A page of another site sends its own Origin: refused.
         """
         origin = request.headers.get("Origin")
         if origin is None or origin.rstrip("/") in self.allow_origins:
             return None
         hostname = urlsplit(origin).hostname or ""
-        if same_origin(origin, request.headers.get("Host")) and (
+        host = request.headers.get("Host")
+        if same_origin(origin, host) and (
             is_loopback(hostname) if self.loopback_only
             else _names_local_address(hostname, local)
+        ):
+            return None
+        if self.behind_proxy and proxied is not None and same_origin(origin, host) and (
+            _port(origin) != proxied[0] and is_loopback(proxied[1])
         ):
             return None
         return respond(http.HTTPStatus.FORBIDDEN, f"Origin not allowed: {origin}\n".encode(), TEXT)
@@ -219,6 +238,15 @@ def _names_local_address(hostname: str, local: str) -> bool:
         return ipaddress.ip_address(hostname.strip("[]")) == address
     except ValueError:
         return False
+
+
+def _port(origin: str) -> int | None:
+    """The port of an origin, its scheme's default when not written; None if malformed."""
+    parts = urlsplit(origin)
+    try:
+        return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
 
 
 def _without_body(response: Response | Awaitable[Response] | None

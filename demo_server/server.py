@@ -32,8 +32,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
-from .events import Event, EventError, decode, encode, sensor_data, tick_data
+from .events import Event, EventError, announce_data, decode, encode, sensor_data, tick_data
+from .proxy import proxy_prefix
 from .record import ReceivedLog
+from .roster import Roster
 from .routes import SENSOR_WS_PATH, WS_PATH, Router, is_loopback
 from .sensor import Sensor
 from .sse import EventStream
@@ -292,6 +294,9 @@ class DemoServer:
     ``gc_after_tick=True`` moves the garbage collector's long pauses to just after a tick,
     for the whole process (see :meth:`_collect_garbage`); the ``demo-server`` command,
     which owns its process, turns it on. ``clock`` is what the ticker reads and waits on.
+    ``behind_proxy`` accepts pages served through a proxy on this machine (Jupyter's, see
+    :class:`~demo_server.routes.Router`); None: when :func:`~demo_server.proxy.proxy_prefix`
+    says the reader's browser reaches the server that way.
     ``sender`` sends each tick; by default :func:`broadcast_serialized`, or :func:`broadcast`
     with compression on (each connection has its own deflate state) or frames logged (-v).
     """
@@ -310,6 +315,7 @@ class DemoServer:
         sensor: Sensor | None = None,
         clock: Clock = SYSTEM_CLOCK,
         sender: Sender | None = None,
+        behind_proxy: bool | None = None,
     ) -> None:
         check_address(host, port)
         if max_size < 1:
@@ -323,7 +329,12 @@ class DemoServer:
         self.max_size = max_size
         self.rate_limit = rate_limit
         self.sensor = sensor if sensor is not None else Sensor()
-        self.router = Router(allow_origins, self.sensor, loopback_only=is_loopback(host))
+        if behind_proxy is None:
+            behind_proxy = proxy_prefix() is not None
+        self.router = Router(allow_origins, self.sensor, loopback_only=is_loopback(host),
+                             behind_proxy=behind_proxy)
+        self.roster = Roster()  # who is connected and what each one types, for the teacher
+        self.announcement: str | None = None  # the last announce message, for new pages
         # Nothing reads the record of a server made without one (demo-server): keep it small.
         self.received = received if received is not None else ReceivedLog(maxlen=100)
         self.gc_after_tick = gc_after_tick
@@ -486,6 +497,18 @@ class DemoServer:
                 await self._server.wait_closed()
             asyncio.get_running_loop().set_exception_handler(self._loop_exception_handler)
 
+    def announce(self, text: str) -> None:
+        """Show ``text`` in a banner on every page on ``/ws``, and on every page that
+        connects later, until the next announcement; ``""`` takes the banner down.
+
+        Call it in the server's loop (:meth:`ServerThread.announce` does, from any thread).
+        Raises TypeError or ValueError (see :func:`~demo_server.events.announce_data`).
+        """
+        message = encode(Event.ANNOUNCE, announce_data(text, self.clock.time()))
+        self.announcement = message if text else None
+        broadcast(self.clients, message)
+        logger.info("announced to %d clients: %s", len(self.clients), _loggable(text))
+
     async def _tick_forever(self) -> None:
         """Send one ``second`` event for each second of :func:`wall_clock_seconds`."""
         async for second in wall_clock_seconds(self.clock):
@@ -549,7 +572,10 @@ class DemoServer:
         logger.info("client %d connected from %s", client, address)
         self.clients.add(connection)
         self._connections_changed += 1
+        self.roster.join(client, address, connection.request.headers.get("User-Agent"))
         try:
+            if self.announcement is not None:
+                await connection.send(self.announcement)
             async for raw in self._messages(connection):
                 try:
                     message = decode(raw, expect=CLIENT_EVENTS)
@@ -558,11 +584,13 @@ class DemoServer:
                     continue
                 logger.info("client_data from %s: %s", address, _loggable(message.data))
                 self.received.append(client, address, message.data)
+                self.roster.typed(client, message.data)
         except ConnectionClosed:
             pass  # the close code is logged below; nothing else to clean up
         finally:
             self.clients.discard(connection)
             self._connections_changed += 1
+            self.roster.leave(client)
             logger.info("client %d (%s) left: %s", client, address, _close_text(connection))
 
     async def _messages(self, connection: ServerConnection) -> AsyncIterator[str | bytes]:

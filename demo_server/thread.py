@@ -13,7 +13,9 @@ import math
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .events import announce_data
 from .record import ReceivedLog
+from .roster import Roster
 from .server import DemoServer, RateLimit, ServerStartError
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ class ServerThread:
         self._stop: asyncio.Event | None = None
         self._stop_requested = threading.Event()  # seen by a server still starting, too
         self._lock = threading.Lock()
+        self.announcement = ""  # the last announce() text: a restarted server shows it again
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -148,6 +151,8 @@ class ServerThread:
                 ready.set()
                 return
             self.server = server
+            if self.announcement and isinstance(server, DemoServer):
+                server.announce(self.announcement)
             ready.set()
             try:
                 if not self._stop_requested.is_set():  # stop() came while starting
@@ -207,6 +212,34 @@ class ServerThread:
         """``http://host:another-port/sensor/events``, the same changes as Server-Sent Events
         (websocket flavour)."""
         return self._websocket_flavour.sse_url
+
+    @property
+    def roster(self) -> Roster:
+        """Who is connected and what each one types (websocket flavour)."""
+        return self._websocket_flavour.roster
+
+    def announce(self, text: str, timeout: float = 5.0) -> None:
+        """:meth:`DemoServer.announce` in the server's thread: a banner on every page, and
+        on pages that connect later (also after a restart: :meth:`stop` then
+        :meth:`start`); ``""`` takes it down. Returns once it is sent.
+
+        Bad text raises here (TypeError, ValueError). The socketio flavour has no banner:
+        RuntimeError.
+        """
+        if self.flavour != "websocket":
+            raise RuntimeError("announce() needs the websocket flavour: the socketio page "
+                               "has no banner")
+        announce_data(text, 0.0)  # bad text fails here, in the caller's thread
+        server = self._websocket_flavour
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the server is not running: call start() first")
+
+        async def announce() -> None:
+            server.announce(text)
+
+        asyncio.run_coroutine_threadsafe(announce(), loop).result(timeout)
+        self.announcement = text
 
     @property
     def clients(self) -> int:

@@ -10,6 +10,7 @@ const statusEl = document.getElementById("status");
 const noticeEl = document.getElementById("notice");
 const sentEl = document.getElementById("sent");
 const text = document.getElementById("text");
+const bannerEl = document.getElementById("announce");
 
 let socket = null;
 let retryDelay = 500;          // ms; doubles up to 10 s while the server is away
@@ -21,9 +22,17 @@ function setStatus(state, label) {
   statusEl.textContent = label;
 }
 
+// "ws" next to this page: /ws here, /user/ann/proxy/8001/ws behind Jupyter's proxy;
+// wss: when the page came over https:, as a hub's pages do.
+function socketUrl() {
+  const url = new URL("ws", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.search = url.hash = "";
+  return url.href;
+}
+
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  socket = new WebSocket(`${scheme}//${location.host}/ws`);
+  socket = new WebSocket(socketUrl());
   setStatus("connecting", "connecting…");
   socket.addEventListener("open", () => {
     retryDelay = 500;
@@ -36,6 +45,10 @@ function connect() {
     try { msg = JSON.parse(e.data); } catch { return; }
     if (msg.event === "second") secondEl.textContent = msg.data.second;   // socket.on('second', ...)
     else if (msg.event === "error") noticeEl.textContent = `server: ${msg.data.message}`;
+    else if (msg.event === "announce") {                                    // the teacher's banner
+      bannerEl.textContent = msg.data.text;
+      bannerEl.hidden = !msg.data.text;
+    }
   });
   socket.addEventListener("error", () => {   // no details, by design; "close" follows
     noticeEl.textContent = "connection error";
