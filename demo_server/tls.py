@@ -22,11 +22,17 @@ import shutil
 import ssl
 import tempfile
 import threading
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trustme
 
-__all__ = ["LOCAL_NAMES", "ca_file", "client_context", "server_context", "throwaway_ca"]
+if TYPE_CHECKING:  # capture.py loads scapy: only the notebooks need it
+    from .capture import Capture
+
+__all__ = ["LOCAL_NAMES", "ca_file", "client_context", "keylog_for", "sample_keylog",
+           "server_context", "throwaway_ca"]
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")  # what the throwaway certificate is for
 _lock = threading.Lock()
@@ -92,3 +98,14 @@ def client_context(*, keylog: Path_ = None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     throwaway_ca().configure_trust(context)
     return _keylog(context, keylog)
+
+
+def sample_keylog() -> Path:
+    """The key log of the bundled ``wss://`` sample (``load_sample("tls")``)."""
+    return Path(str(resources.files(__package__) / "data" / "sample-tls.keys"))
+
+
+def keylog_for(cap: Capture, keylog: str | os.PathLike[str]) -> Path:
+    """``keylog``, or :func:`sample_keylog` when ``cap`` is the bundled sample (a reader
+    who cannot capture): the key log that goes with what was captured."""
+    return sample_keylog() if cap.backend == "sample" else Path(keylog)

@@ -211,8 +211,8 @@ def dissect(source: Source, port: int, *, client_port: int | None = None,
     shown and a warning says so.
 
     With several connections on the port, the first that upgraded to WebSocket is taken
-    (or the one from ``client_port``). Raises :class:`DissectError` when nothing can be
-    dissected; anything else that goes wrong is in the result's ``warnings``.
+    (else the first TLS one; or the one from ``client_port``). Raises :class:`DissectError`
+    when nothing can be dissected; anything else that goes wrong is in the result's ``warnings``.
     """
     found = conversations(source, port, limits=limits, keylog=keylog)
     if client_port is not None:
@@ -220,7 +220,8 @@ def dissect(source: Source, port: int, *, client_port: int | None = None,
     if not found:
         which = f" from client port {client_port}" if client_port is not None else ""
         raise DissectError(f"no TCP packets to or from port {port}{which}")
-    chosen = next((conv for conv in found if conv.handshake and conv.handshake.upgraded), None)
+    chosen = next((conv for conv in found if conv.handshake and conv.handshake.upgraded),
+                  None) or next((conv for conv in found if conv.tls), None)  # not decrypted
     if chosen is not None:
         return chosen
     chosen = found[0]
