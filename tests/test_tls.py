@@ -1,0 +1,153 @@
+"""https:// and wss:// on the demo server: certificates, contexts, key logs, the CLI."""
+
+from __future__ import annotations
+
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+import trustme
+from websockets.sync.client import connect
+
+from demo_server import ClientThread, ServerThread
+from demo_server.tls import ca_file, client_context, server_context, throwaway_ca
+
+TLS13_LABELS = {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"}
+
+
+def labels(path) -> list[str]:
+    return [line.split()[0] for line in path.read_text().splitlines()
+            if not line.startswith("#")]
+
+
+def test_server_thread_serves_https_and_wss_on_one_port(tmp_path):
+    keys = tmp_path / "server.keys"
+    with ServerThread(tls=True, keylog=keys) as server:
+        port = server.port
+        assert server.url == f"https://127.0.0.1:{port}/"
+        assert server.ws_url == f"wss://127.0.0.1:{port}/ws"
+        assert server.page_url == f"https://127.0.0.1:{port}/socket.html"
+        with urllib.request.urlopen(server.url, context=client_context(), timeout=5) as reply:
+            assert reply.read() == b"Hello, World."
+        with ClientThread(server.ws_url) as client:  # trusts the throwaway CA by default
+            assert "second" in client.next("second")
+            client.send("client_data", "over tls")
+            assert server.received.wait_for(1, timeout=5)
+        assert [r.data for r in server.received.snapshot()] == ["over tls"]
+    assert set(labels(keys)) == TLS13_LABELS  # two connections, both logged
+    assert len(labels(keys)) == 2 * len(TLS13_LABELS)
+
+
+def test_plain_clients_and_unknown_authorities_are_refused():
+    with ServerThread(tls=True) as server:
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(server.url, context=ssl.create_default_context(),
+                                   timeout=5)
+        plain = server.ws_url.replace("wss://", "ws://")
+        with pytest.raises(Exception):  # noqa: B017  a TLS server does not speak HTTP
+            connect(plain, open_timeout=5).close()
+        with ClientThread(server.ws_url) as client:  # the server still serves the others
+            assert "second" in client.next("second")
+
+
+def test_client_thread_key_log_and_sslkeylogfile(tmp_path, monkeypatch):
+    with ServerThread(tls=True) as server:
+        with ClientThread(server.ws_url, keylog=tmp_path / "client.keys") as client:
+            client.next("second")
+        assert set(labels(tmp_path / "client.keys")) == TLS13_LABELS
+        monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "env.keys"))
+        with ClientThread(server.ws_url) as client:
+            client.next("second")
+        assert set(labels(tmp_path / "env.keys")) == TLS13_LABELS
+
+
+def test_a_real_certificate_from_files(tmp_path):
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    with ServerThread("localhost", certfile=tmp_path / "cert.pem",
+                      keyfile=tmp_path / "key.pem") as server:
+        assert server.ws_url.startswith("wss://localhost:")
+        with pytest.raises(ConnectionError):  # not the throwaway CA: not trusted
+            ClientThread(server.ws_url, open_timeout=5).start()
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        with ClientThread(server.ws_url, ssl=context) as client:
+            assert "second" in client.next("second")
+
+
+def test_the_throwaway_ca_is_one_per_process_and_saved_for_browsers():
+    assert throwaway_ca() is throwaway_ca()
+    pem = ca_file().read_bytes()
+    assert pem.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert pem == throwaway_ca().cert_pem.bytes()
+    context = ssl.create_default_context(cafile=str(ca_file()))  # what a browser would trust
+    with (ServerThread(tls=True) as server,
+          urllib.request.urlopen(server.url, context=context, timeout=5) as reply):
+        assert reply.status == 200
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"flavour": "socketio", "tls": True}, "tls is for the websocket flavour"),
+    ({"keylog": "x.keys"}, "need tls=True"),
+    ({"keyfile": "key.pem"}, "need tls=True"),
+])
+def test_server_thread_refuses_tls_options_that_cannot_work(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ServerThread(**kwargs)
+
+
+def test_bad_certificate_files_are_a_clear_error(tmp_path):
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    with pytest.raises(ValueError, match="cannot load the certificate"):
+        server_context(certfile=tmp_path / "cert.pem")
+    with pytest.raises(ValueError, match="cannot load the certificate .*missing.pem"):
+        server_context(certfile=tmp_path / "missing.pem")
+
+
+def test_client_thread_refuses_tls_options_for_ws():
+    with pytest.raises(ValueError, match="for wss:// URLs"):
+        ClientThread("ws://127.0.0.1:1/ws", keylog="x.keys")
+    with pytest.raises(ValueError, match="not both"):
+        ClientThread("wss://127.0.0.1:1/ws", ssl=client_context(), keylog="x.keys")
+
+
+def test_cli_tls_serves_https_and_writes_the_key_log(tmp_path):
+    keys = tmp_path / "cli.keys"
+    proc = subprocess.Popen([sys.executable, "-m", "demo_server", "--port", "0", "--tls",
+                             "--keylog", str(keys)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = "".join(proc.stdout.readline() for _ in range(5))
+        match = re.search(r"browser page\s+https://127\.0\.0\.1:(\d+)/socket\.html", banner)
+        assert match and "WebSocket       wss://127.0.0.1:" in banner, banner
+        # the throwaway CA lives in the server's process: this client skips the check
+        unverified = ssl.create_default_context()
+        unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+        with connect(f"wss://127.0.0.1:{match.group(1)}/ws", ssl=unverified) as ws:
+            assert '"second"' in ws.recv(timeout=5)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert set(labels(keys)) == TLS13_LABELS
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--tls", "--socketio"], "--tls is for the plain WebSocket server"),
+    (["--keylog", "x.keys"], "--keyfile and --keylog need --tls"),
+    (["--certfile", "/nonexistent.pem"], "cannot load the certificate /nonexistent.pem"),
+])
+def test_cli_tls_bad_options_exit_2(args, message):
+    done = subprocess.run([sys.executable, "-m", "demo_server", "--port", "0", *args],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
