@@ -26,9 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import trustme
+if TYPE_CHECKING:  # loaded when used: plain http:// needs neither trustme nor scapy
+    import trustme
 
-if TYPE_CHECKING:  # capture.py loads scapy: only the notebooks need it
     from .capture import Capture
 
 __all__ = ["LOCAL_NAMES", "ca_file", "client_context", "keylog_for", "sample_keylog",
@@ -45,6 +45,8 @@ Path_ = str | os.PathLike[str] | None  # a file, or none
 def throwaway_ca() -> trustme.CA:
     """This process's certificate authority, made on first use (in memory, never saved)."""
     global _ca
+    import trustme  # here: serving plain http:// does not need it
+
     with _lock:
         if _ca is None:
             _ca = trustme.CA(organization_name="demo_server throwaway CA")

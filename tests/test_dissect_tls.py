@@ -186,7 +186,7 @@ def tshark_websocket(got: Captured) -> tuple[list[dict], list[str], list[int]]:
 
     def tshark(*args: str) -> list[dict]:
         done = subprocess.run(
-            [TSHARK, "-r", got.pcap, "-o", f"tls.keylog_file:{got.keylog}",
+            [str(TSHARK), "-r", got.pcap, "-o", f"tls.keylog_file:{got.keylog}",
              "-d", f"tcp.port=={got.port},tls", "-o", f"http.tls.port:{got.port}",
              "-Y", "websocket", "-T", "json", *args],
             capture_output=True, text=True, timeout=120, check=True)

@@ -15,7 +15,16 @@ import trustme
 from websockets.sync.client import connect
 
 from demo_server import ClientThread, ServerThread
-from demo_server.tls import ca_file, client_context, server_context, throwaway_ca
+from demo_server.capture import load_sample
+from demo_server.dissect import dissect
+from demo_server.tls import (
+    ca_file,
+    client_context,
+    keylog_for,
+    sample_keylog,
+    server_context,
+    throwaway_ca,
+)
 
 TLS13_LABELS = {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
                 "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"}
@@ -151,3 +160,19 @@ def test_cli_tls_bad_options_exit_2(args, message):
     done = subprocess.run([sys.executable, "-m", "demo_server", "--port", "0", *args],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_bundled_wss_sample_decrypts_with_its_key_log():
+    """What scripts/record_tls_sample.py says it recorded, for readers who cannot capture."""
+    cap = load_sample("tls")
+    assert keylog_for(cap, "unused.keys") == sample_keylog()
+    locked = dissect(cap, cap.port)
+    assert locked.frames == [] and "pass the key log" in locked.warnings[0]
+    conv = dissect(cap, cap.port, keylog=sample_keylog())
+    assert conv.warnings == [] and conv.tls.decrypted
+    assert (conv.tls.version, conv.tls.sni) == ("TLS 1.3", "localhost")
+    texts = [(str(m.direction), m.text) for m in conv.messages if m.opcode == 1]
+    assert [way for way, _ in texts] == ["s2c", "s2c", "c2s", "s2c"]
+    assert texts[2][1] == '{"event":"client_data","data":"hi"}'
+    assert [m.close_code for m in conv.messages if m.opcode == 8] == [1000, 1000]
+    assert len(set(labels(sample_keylog()))) == len(labels(sample_keylog())) == 5
