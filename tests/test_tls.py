@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import signal
 import ssl
@@ -12,11 +13,13 @@ import urllib.request
 
 import pytest
 import trustme
+from scapy.layers.inet import TCP
 from websockets.sync.client import connect
 
 from demo_server import ClientThread, ServerThread
 from demo_server.capture import load_sample
-from demo_server.dissect import dissect
+from demo_server.dissect import Direction, Stream, dissect, load_keylog
+from demo_server.dissect.tls import decrypt
 from demo_server.tls import (
     ca_file,
     client_context,
@@ -176,3 +179,55 @@ def test_the_bundled_wss_sample_decrypts_with_its_key_log():
     assert texts[2][1] == '{"event":"client_data","data":"hi"}'
     assert [m.close_code for m in conv.messages if m.opcode == 8] == [1000, 1000]
     assert len(set(labels(sample_keylog()))) == len(labels(sample_keylog())) == 5
+
+
+def test_a_damaged_record_keeps_what_was_decrypted_before_it():
+    """One flipped byte in the last tick's record: the ticks before it still decrypt."""
+    cap = load_sample("tls")
+    conv = dissect(cap, cap.port, keylog=sample_keylog())
+    last_tick = [f for f in conv.frames if f.direction is Direction.S2C
+                 and f.opcode == 1][-1]
+    (record,) = [r for r in conv.tls.records if r.packet == last_tick.packet]
+    packets = [pkt.copy() for pkt in cap.packets]
+    data = bytearray(bytes(packets[record.packet][TCP].payload))
+    data[-1] ^= 0x01  # the last byte of the record's AEAD tag
+    packets[record.packet][TCP].remove_payload()
+    packets[record.packet][TCP].add_payload(bytes(data))
+    damaged = dissect(packets, cap.port, keylog=sample_keylog())
+    (warning,) = damaged.warnings
+    assert warning.startswith("decrypted up to a record that does not decrypt")
+    assert f"packet #{record.packet + 1}, s2c" in warning
+    assert damaged.frames == [f for f in conv.frames if f.packet < record.packet]
+
+
+def changed(streams: dict, way: Direction, offset: int, value: int) -> dict:
+    """The streams with one byte of one direction set to ``value``."""
+    out = {}
+    for direction, stream in streams.items():
+        data = bytearray(stream.data)
+        if direction is way:
+            data[offset] = value
+        out[direction] = Stream(bytes(data), [(len(data), 0, 0.0)])
+    return out
+
+
+def test_damaged_tls_streams_never_raise():
+    """Bytes changed in the sample's streams, with and without its key log: what cannot be
+    read is a warning, never an exception. A record type of 0x80 makes scapy read the
+    record as SSLv2, which has no ``type`` or ``msg``; then random changes, the ClientHello
+    most of all."""
+    cap = load_sample("tls")
+    conv = dissect(cap, cap.port)
+    keys = load_keylog(sample_keylog())
+    cases = [changed(conv.streams, r.direction, r.offset, 0x80) for r in conv.tls.records]
+    rng = random.Random(16)
+    for _ in range(60):
+        way = rng.choice(list(Direction))
+        size = len(conv.streams[way].data)
+        cases.append(changed(conv.streams, way, rng.randrange(min(size, 600)),
+                             rng.randrange(256)))
+    for streams in cases:
+        for keylog in (None, keys):
+            warnings: list[str] = []
+            info, plain = decrypt(streams, keylog, warnings)
+            assert plain is not None or warnings

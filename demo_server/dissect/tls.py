@@ -122,8 +122,13 @@ def _records(direction: Direction, stream: Stream, warnings: list[str]
 
 def _hello(raw: bytes) -> TLSClientHello | TLSServerHello | None:
     """The hello message of a clear-text handshake record (no keys needed)."""
-    message = next(iter(TLS(raw).msg), None)
+    message = next(iter(getattr(TLS(raw), "msg", None) or ()), None)  # SSLv2 has no msg
     return message if isinstance(message, (TLSClientHello, TLSServerHello)) else None
+
+
+def _name(names: dict[int, str], value: object) -> str | None:
+    """scapy's name for a version or cipher suite number, else its hex."""
+    return names.get(value, f"0x{value:04x}") if isinstance(value, int) else None
 
 
 def _clear_text(info: TlsInfo, records: list[tuple[TlsRecord, bytes]]) -> bytes | None:
@@ -143,8 +148,8 @@ def _clear_text(info: TlsInfo, records: list[tuple[TlsRecord, bytes]]) -> bytes 
             for ext in hello.ext or ():
                 if isinstance(ext, TLS_Ext_SupportedVersion_SH):
                     version = ext.version
-            info.version = _tls_version.get(version, f"0x{version:04x}")
-            info.cipher_suite = _tls_cipher_suites.get(hello.cipher, f"0x{hello.cipher:04x}")
+            info.version = _name(_tls_version, version)
+            info.cipher_suite = _name(_tls_cipher_suites, hello.cipher)
     return client_random
 
 
@@ -192,19 +197,23 @@ def _decrypted(info: TlsInfo, records: list[tuple[TlsRecord, bytes]], keylog: Ke
             reading = record.direction
         try:
             parsed = TLS(raw, tls_session=session, strict_integrity=True)
+            inner = parsed.getlayer(TLS13)
+            messages = inner.inner.msg if inner is not None else parsed.msg
+            kind = int(inner.inner.type if inner is not None else parsed.type)
         except Exception as exc:  # noqa: BLE001  (scapy raises many kinds on bad secrets)
-            warnings.append(f"the key log's secrets do not decrypt this connection: packet "
-                            f"#{record.packet + 1}, {record.direction} TLS record at offset "
-                            f"{record.offset:,}: {type(exc).__name__} {exc}".rstrip())
-            return info, None
-        inner = parsed.getlayer(TLS13)
-        messages = inner.inner.msg if inner is not None else parsed.msg
-        kind = inner.inner.type if inner is not None else parsed.type
+            where = (f"packet #{record.packet + 1}, {record.direction} TLS record at offset "
+                     f"{record.offset:,}: {type(exc).__name__} {exc}".rstrip())
+            if not any(plain.values()):
+                warnings.append(f"the key log's secrets do not decrypt this connection: {where}")
+                return info, None
+            warnings.append(f"decrypted up to a record that does not decrypt (a damaged "
+                            f"capture?): {where}")
+            break
         read.append(TlsRecord(**{**vars(record), "inner": CONTENT_TYPES.get(kind, str(kind))}))
         data = b"".join(m.data for m in messages if isinstance(m, TLSApplicationData))
         if kind == _APPLICATION_DATA and data:
             plain[record.direction] += data
             arrivals[record.direction].append((len(plain[record.direction]), record.packet,
                                                record.time))
-    info.records, info.decrypted = read, True
+    info.records, info.decrypted = read + [item[0] for item in records[len(read):]], True
     return info, {way: Stream(bytes(plain[way]), arrivals[way]) for way in Direction}
