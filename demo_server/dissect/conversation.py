@@ -238,7 +238,9 @@ def conversations(source: Source, port: int, *, limits: Limits = Limits(),
     Connections that never upgrade (plain HTTP requests) keep their reassembled
     ``streams``, their requests and responses in ``http`` and the first of them in
     ``handshake``. What the file itself got wrong (cut short, over ``limits``) is in the
-    ``warnings`` of every connection.
+    ``warnings`` of every connection. ``keylog`` (a file, or :func:`~.tls.load_keylog`'s
+    secrets) decrypts ``wss://`` connections; one that cannot be read is a
+    :class:`DissectError`.
     """
     try:
         keys = load_keylog(keylog) if isinstance(keylog, (str, os.PathLike)) else keylog
