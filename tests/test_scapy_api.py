@@ -1,4 +1,5 @@
-"""The parts of scapy that capture.py uses beyond its documented API, each checked by name.
+"""The parts of scapy that capture.py and dissect/tls.py use beyond its documented API, each
+checked by name.
 
 scapy keeps no promise about these: when an upgrade renames or reshapes one, these tests
 fail with the name of what changed, instead of captures silently losing packets.
