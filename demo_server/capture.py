@@ -86,6 +86,8 @@ SAMPLES = {  # name: what it holds (scripts/make_sample_capture.py says more)
     "socketio": "notebook 08: 5 s recorded live: socket.io polling then WebSocket (8001), "
                 "plain /ws (8002), long-polling only (8003)",
     "frames": "notebook 06: a message in fragments with a ping between, a binary message",
+    "tls": "notebook 09: wss:// recorded live (TLS 1.3, SNI localhost); its key log is "
+           "demo_server.tls.sample_keylog()",
 }
 _RCVBUF = 32 * 1024 * 1024  # kernel queue for the packet socket (and dumpcap's -B)
 _QUIET = 0.01  # seconds without a new packet that mean the conversation is over

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .record import ReceivedLog
 from .routes import is_loopback
 from .server import DemoServer, RateLimit, ServerStartError, frame_logger
+from .tls import server_context
 
 if TYPE_CHECKING:
     from .socketio_server import SocketIOServer
@@ -52,10 +53,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          help="messages a /ws client may send per second, after a burst of "
                          f"BURST (default: {RateLimit.rate:g},{RateLimit.burst}); off: no "
                          "limit")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve https:// and wss:// with a throwaway certificate made on "
+                        "the fly (browsers warn: it is for this machine's lessons)")
+    parser.add_argument("--certfile", help="serve https:// and wss:// with this certificate "
+                        "(PEM; implies --tls)")
+    parser.add_argument("--keyfile", help="the certificate's private key (PEM), when not in "
+                        "--certfile")
+    parser.add_argument("--keylog", metavar="FILE",
+                        help="append the TLS secrets to FILE, for Wireshark or dissect "
+                        "--keylog (default: $SSLKEYLOGFILE)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every frame (socket.io: every packet), not just "
                         "connections and client_data")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.socketio and (args.tls or args.certfile):
+        parser.error("--tls is for the plain WebSocket server, not --socketio")
+    if not (args.tls or args.certfile) and (args.keyfile or args.keylog):
+        parser.error("--keyfile and --keylog need --tls or --certfile")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,9 +142,12 @@ def _run(args: argparse.Namespace) -> int:
             server = SocketIOServer(args.host, args.port, compression=args.compression,
                                     allow_origins=args.allow_origin, received=received)
         else:
+            tls = (server_context(args.host, certfile=args.certfile, keyfile=args.keyfile,
+                                  keylog=args.keylog)
+                   if args.tls or args.certfile else None)
             server = DemoServer(args.host, args.port, compression=args.compression,
                                 allow_origins=args.allow_origin, rate_limit=args.rate_limit,
-                                received=received, gc_after_tick=True)
+                                received=received, gc_after_tick=True, ssl=tls)
         return asyncio.run(_serve(server))
     except (ServerStartError, ValueError) as exc:
         print(f"demo-server: error: {exc}", file=sys.stderr)

@@ -10,15 +10,18 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from .events import Event, EventError, decode, encode
+from .tls import client_context
 
 __all__ = ["ClientThread"]
 
@@ -42,9 +45,11 @@ class ClientThread:
     """Connect to ``url`` (``ws://host:port/ws``) in a background thread.
 
     ``on(event, callback)`` calls ``callback(data)`` in the client's thread for each message
-    of that event. ``send(event, data)`` is safe from any thread. ``next(event)`` returns
-    the oldest message of that event not returned yet (the last ``backlog`` are kept), or
-    waits for one. ``stop()`` closes with 1000 and joins.
+    of that event. For ``wss://``, ``ssl`` is the context (default: the system's authorities
+    and this process's throwaway one, :func:`demo_server.tls.client_context`, writing the
+    TLS secrets to ``keylog`` or ``SSLKEYLOGFILE``). ``send(event, data)`` is safe from
+    any thread. ``next(event)`` returns the oldest message of that event not returned yet
+    (the last ``backlog`` are kept), or waits for one. ``stop()`` closes with 1000 and joins.
     """
 
     def __init__(
@@ -54,11 +59,19 @@ class ClientThread:
         compression: bool = False,
         open_timeout: float = 10.0,
         backlog: int = 100,
+        ssl: SSLContext | None = None,
+        keylog: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
         self.url = url
         self.compression = compression
+        if ssl is not None and keylog is not None:
+            raise ValueError("give ssl or keylog, not both: set keylog_filename on the context")
+        secure = url.startswith("wss://")
+        if not secure and (ssl is not None or keylog is not None):
+            raise ValueError(f"ssl and keylog are for wss:// URLs, got {url!r}")
+        self.ssl = ssl if ssl is not None or not secure else client_context(keylog=keylog)
         self.open_timeout = open_timeout
         self.counts: collections.Counter[Event] = collections.Counter()
         self.latest: dict[Event, Any] = {}
@@ -135,6 +148,7 @@ class ClientThread:
                 self.url,
                 compression="deflate" if self.compression else None,
                 open_timeout=self.open_timeout,
+                ssl=self.ssl,
             )
         except Exception as exc:
             failure.append(exc)

@@ -25,6 +25,7 @@ import socket
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from ssl import SSLContext
 from typing import Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -299,6 +300,7 @@ class DemoServer:
     says the reader's browser reaches the server that way.
     ``sender`` sends each tick; by default :func:`broadcast_serialized`, or :func:`broadcast`
     with compression on (each connection has its own deflate state) or frames logged (-v).
+    ``ssl`` serves HTTPS and ``wss://`` instead (:func:`demo_server.tls.server_context`).
     """
 
     def __init__(
@@ -316,6 +318,7 @@ class DemoServer:
         clock: Clock = SYSTEM_CLOCK,
         sender: Sender | None = None,
         behind_proxy: bool | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         check_address(host, port)
         if max_size < 1:
@@ -340,6 +343,7 @@ class DemoServer:
         self.gc_after_tick = gc_after_tick
         self.clock = clock
         self.sender = sender
+        self.ssl = ssl  # HTTPS and wss:// on the same port (demo_server.tls makes one)
         self._connections_changed = 0  # opened or closed since the last full collection
         self.clients: set[ServerConnection] = set()
         self.sensor_clients: set[ServerConnection] = set()  # on /ws/sensor
@@ -363,7 +367,7 @@ class DemoServer:
     @property
     def url(self) -> str:
         """``http://host:port/``; a wildcard host is shown as loopback, which reaches it."""
-        return local_url(self.host, self.port)
+        return local_url(self.host, self.port, "https" if self.ssl else "http")
 
     @property
     def ws_url(self) -> str:
@@ -422,6 +426,7 @@ class DemoServer:
                     max_size=self.max_size,
                     logger=frame_logger,
                     create_connection=self._connection_class(),
+                    ssl=self.ssl,
                 )
             except OSError as exc:
                 if port == self.requested_port or exc.errno != errno.EADDRINUSE:

@@ -32,7 +32,8 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def local_url(host: str, port: int) -> str:
-    """``http://host:port/``; a wildcard host is shown as loopback, which reaches it."""
+def local_url(host: str, port: int, scheme: str = "http") -> str:
+    """``http://host:port/`` (or ``https``); a wildcard host is shown as loopback, which
+    reaches it."""
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://{host_port(host, port)}/"
+    return f"{scheme}://{host_port(host, port)}/"

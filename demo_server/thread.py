@@ -17,6 +17,7 @@ from .events import announce_data
 from .record import ReceivedLog
 from .roster import Roster
 from .server import DemoServer, RateLimit, ServerStartError
+from .tls import server_context
 
 if TYPE_CHECKING:
     from .socketio_server import SocketIOServer
@@ -38,6 +39,10 @@ class ServerThread:
     away; socket.io: Engine.IO's close packet) and joins the thread. Other keyword
     arguments go to the server class (checked here, as far as a wrong one would only fail
     later, in each connection). Also a context manager.
+
+    ``tls=True`` serves HTTPS and ``wss://`` with a certificate from this process's
+    throwaway authority, or from ``certfile`` / ``keyfile``; ``keylog`` names the file the
+    server appends its TLS secrets to (default: ``SSLKEYLOGFILE``). See :mod:`~.tls`.
     """
 
     def __init__(
@@ -54,6 +59,14 @@ class ServerThread:
             raise TypeError("rate_limit must be a RateLimit (e.g. RateLimit(rate=10)) or None, "
                             f"got {rate_limit!r}")
         self.options = options
+        tls = {name: options.pop(name, None) for name in ("certfile", "keyfile", "keylog")}
+        if options.pop("tls", False) or tls["certfile"] is not None:
+            if flavour != "websocket":
+                raise ValueError("tls is for the websocket flavour; the socketio flavour "
+                                 "serves plain http:// only")
+            options["ssl"] = server_context(host, **tls)
+        elif any(tls.values()):
+            raise ValueError("keyfile and keylog need tls=True (or a certfile)")
         received = options.pop("received", None)  # an empty log is falsy: test for None
         self.received = received if received is not None else ReceivedLog()
         self.server: DemoServer | SocketIOServer | None = None
@@ -188,13 +201,14 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        """``http://host:port/``, the hello page; for the socketio flavour, also what
-        ``socketio.Client().connect()`` takes."""
+        """``http://host:port/`` (``https:`` with TLS), the hello page; for the socketio
+        flavour, also what ``socketio.Client().connect()`` takes."""
         return self._live.url
 
     @property
     def ws_url(self) -> str:
-        """``ws://host:port/ws``, the WebSocket endpoint (websocket flavour)."""
+        """``ws://host:port/ws`` (``wss:`` with TLS), the WebSocket endpoint (websocket
+        flavour)."""
         return self._websocket_flavour.ws_url
 
     @property

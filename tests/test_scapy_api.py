@@ -1,4 +1,5 @@
-"""The parts of scapy that capture.py uses beyond its documented API, each checked by name.
+"""The parts of scapy that capture.py and dissect/tls.py use beyond its documented API, each
+checked by name.
 
 scapy keeps no promise about these: when an upgrade renames or reshapes one, these tests
 fail with the name of what changed, instead of captures silently losing packets.
@@ -79,3 +80,24 @@ def test_async_sniffer_takes_an_opened_socket_and_a_started_callback():
     source = inspect.getsource(sniff) + inspect.getsource(AsyncSniffer)
     for name in ("opened_socket", "started_callback", "prn", "store"):
         assert name in source, f"scapy.sendrecv.AsyncSniffer lost the {name}= option"
+
+
+def test_tls_internals_that_dissect_tls_uses():
+    """demo_server/dissect/tls.py: names scapy's TLS layer keeps private or undocumented."""
+    from scapy.layers.tls.basefields import _tls_version
+    from scapy.layers.tls.crypto.suites import _tls_cipher_suites
+    from scapy.layers.tls.record import TLS
+    from scapy.layers.tls.record_tls13 import TLS13
+    from scapy.layers.tls.session import parse_nss_keys, tlsSession
+
+    assert _tls_version[0x0303] == "TLS 1.2" and _tls_version[0x0304] == "TLS 1.3"
+    assert _tls_cipher_suites[0x1302] == "TLS_AES_256_GCM_SHA384"
+    assert "strict_integrity" in inspect.getsource(TLS.__init__), (
+        "TLS(..., strict_integrity=True) is gone: wrong secrets would decrypt to garbage")
+    assert "strict_integrity" in inspect.getsource(TLS13.__init__)
+    session = tlsSession(connection_end="server")
+    assert session.nss_keys is None and session.mirror() is session
+    assert session.connection_end == "client", "tlsSession.mirror() no longer swaps ends"
+    keys = parse_nss_keys("CLIENT_RANDOM " + "ab" * 32 + " " + "cd" * 48 + "\n")
+    assert keys["CLIENT_RANDOM"][bytes.fromhex("ab" * 32)] == bytes.fromhex("cd" * 48)
+    assert parse_nss_keys("not a key log\n") == {}, "parse_nss_keys no longer refuses junk"

@@ -5,6 +5,8 @@ module per layer, each working on what the one before found:
 
 1. :mod:`~.tcp`: each direction of the TCP connection is reassembled into one byte stream
    (segments put in sequence order; retransmitted bytes kept once; a hole stops the stream);
+   for ``wss://``, :mod:`~.tls` reads the TLS records in it and, with the key log the client
+   or server wrote (``SSLKEYLOGFILE``), decrypts them into the streams the next layers read;
 2. :mod:`~.handshake`: the handshake is parsed by ``websockets``' sans-I/O HTTP parser and
    ``Sec-WebSocket-Accept`` is recomputed from ``Sec-WebSocket-Key``;
 3. :mod:`~.frames`: the frames after it are parsed bit by bit by :func:`parse_header` (the
@@ -16,9 +18,9 @@ module per layer, each working on what the one before found:
 :mod:`~.conversation` runs the layers in that order; :mod:`~.render` writes the table and
 the JSON; :mod:`~.cli` is the command line.
 
-``dissect(pcap_or_packets, port)`` returns a :class:`Conversation`; whatever could not be
-dissected is said in ``Conversation.warnings``. CLI:
-``python -m demo_server.dissect CAPTURE.pcap --port PORT [--json]``.
+``dissect(pcap_or_packets, port, keylog=None)`` returns a :class:`Conversation`; whatever
+could not be dissected is said in ``Conversation.warnings``. CLI:
+``python -m demo_server.dissect CAPTURE.pcap --port PORT [--keylog KEYS] [--json]``.
 """
 
 from .cli import main
@@ -27,6 +29,7 @@ from .frames import Frame, FrameHeader, parse_header, unmask
 from .handshake import GUID, Deflate, Handshake, accept_key
 from .messages import WebSocketMessage
 from .tcp import Direction, Segment, Stream, reassemble
+from .tls import KeyLogError, TlsInfo, TlsRecord, load_keylog
 
 Message = WebSocketMessage  # the old name, kept for existing imports (not events.Message)
 
@@ -39,14 +42,18 @@ __all__ = [
     "Frame",
     "FrameHeader",
     "Handshake",
+    "KeyLogError",
     "Limits",
     "Message",
     "Segment",
     "Stream",
+    "TlsInfo",
+    "TlsRecord",
     "WebSocketMessage",
     "accept_key",
     "conversations",
     "dissect",
+    "load_keylog",
     "main",
     "parse_header",
     "reassemble",

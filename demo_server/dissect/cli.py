@@ -1,4 +1,5 @@
-"""``python -m demo_server.dissect CAPTURE.pcap --port PORT [--client-port N | --all] [--json]``."""
+"""``python -m demo_server.dissect CAPTURE.pcap --port PORT [--client-port N | --all] [--json]
+[--keylog KEYS]``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="every TCP connection to the port, in order of first packet "
                         "(e.g. socket.io's long-polling requests, then its WebSocket)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--keylog", metavar="KEYS",
+                        help="decrypt wss:// (TLS) with this NSS key log, the file "
+                        "SSLKEYLOGFILE names (as Wireshark's TLS (Pre)-Master-Secret log)")
     defaults = Limits()
     for name, what in (("max_packets", "packets read from the file"),
                        ("max_inflated", "bytes inflated per connection (permessage-deflate)"),
@@ -40,12 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("scapy.runtime").setLevel(logging.ERROR)  # we report truncation once
     try:
         if args.all:
-            found = conversations(args.capture, args.port, limits=limits)
+            found = conversations(args.capture, args.port, limits=limits,
+                                  keylog=args.keylog)
             if not found:
                 raise DissectError(f"no TCP packets to or from port {args.port}")
         else:
             found = [dissect(args.capture, args.port, client_port=args.client_port,
-                             limits=limits)]
+                             limits=limits, keylog=args.keylog)]
     except DissectError as exc:
         print(f"dissect: {exc}", file=sys.stderr)
         return 2

@@ -25,10 +25,12 @@ from .http import HttpExchange, parse_exchanges
 from .messages import WebSocketMessage, assemble
 from .render import conversation_dict, table
 from .tcp import Address, Direction, Segment, Stream, reassemble, split_connections
+from .tls import KeyLog, KeyLogError, TlsInfo, decrypt, load_keylog, looks_like_tls
 
 __all__ = ["Conversation", "DissectError", "Limits", "conversations", "dissect"]
 
 Source = str | os.PathLike[str] | Iterable[Packet]  # a pcap or pcapng file, or its packets
+KeyLogSource = str | os.PathLike[str] | KeyLog | None  # an NSS key log file, or its secrets
 
 
 class DissectError(ValueError):
@@ -70,6 +72,7 @@ class Conversation:
     warnings: list[str] = field(default_factory=list)
     http: list[HttpExchange] = field(default_factory=list)  # when it did not upgrade
     engineio: EngineIOQuery | None = None  # socket.io's query: the first Engine.IO request's
+    tls: TlsInfo | None = None  # wss://: the TLS layer under the HTTP one
     limits: Limits = field(default_factory=Limits, repr=False)
 
     def __repr__(self) -> str:
@@ -148,7 +151,7 @@ def _read(source: Source, limits: Limits, warnings: list[str]) -> list[Packet]:
 
 
 def _dissect_connection(client: Address, server: Address, segments: list[Segment],
-                        limits: Limits) -> Conversation:
+                        limits: Limits, keylog: KeyLog | None = None) -> Conversation:
     """Run the layers in order, each on what the one before found; stop where one finds none."""
     # TCP: each direction's byte stream
     streams = {way: reassemble(s for s in segments if s.direction is way) for way in Direction}
@@ -158,6 +161,13 @@ def _dissect_connection(client: Address, server: Address, segments: list[Segment
     for way, stream in streams.items():
         if stream.hole:
             conv.warnings.append(f"{way}: {stream.hole}")
+    # TLS (wss://): the records, and the streams they carry once decrypted with the key log
+    if looks_like_tls(streams[Direction.C2S].data):
+        with _scapy_warnings():  # scapy's own about each record: what matters is in warnings
+            conv.tls, plain = decrypt(streams, keylog, conv.warnings)
+        if plain is None:
+            return conv
+        streams = plain
     # HTTP: the Upgrade request and its answer, at the start of the streams; or, when the
     # client does not ask for a WebSocket, every request and response (long-polling)
     c2s, s2c = streams[Direction.C2S].data, streams[Direction.S2C].data
@@ -193,20 +203,25 @@ def _dissect_connection(client: Address, server: Address, segments: list[Segment
 
 
 def dissect(source: Source, port: int, *, client_port: int | None = None,
-            limits: Limits = Limits()) -> Conversation:
+            limits: Limits = Limits(), keylog: KeyLogSource = None) -> Conversation:
     """Dissect the WebSocket connection to TCP ``port`` in a pcap file or a list of packets.
 
+    A ``wss://`` connection is decrypted with ``keylog``, the NSS key log its client or
+    server wrote (``SSLKEYLOGFILE``), as Wireshark does; without it, only the TLS layer is
+    shown and a warning says so.
+
     With several connections on the port, the first that upgraded to WebSocket is taken
-    (or the one from ``client_port``). Raises :class:`DissectError` when nothing can be
-    dissected; anything else that goes wrong is in the result's ``warnings``.
+    (else the first TLS one; or the one from ``client_port``). Raises :class:`DissectError`
+    when nothing can be dissected; anything else that goes wrong is in the result's ``warnings``.
     """
-    found = conversations(source, port, limits=limits)
+    found = conversations(source, port, limits=limits, keylog=keylog)
     if client_port is not None:
         found = [conv for conv in found if conv.client[1] == client_port]
     if not found:
         which = f" from client port {client_port}" if client_port is not None else ""
         raise DissectError(f"no TCP packets to or from port {port}{which}")
-    chosen = next((conv for conv in found if conv.handshake and conv.handshake.upgraded), None)
+    chosen = next((conv for conv in found if conv.handshake and conv.handshake.upgraded),
+                  None) or next((conv for conv in found if conv.tls), None)  # not decrypted
     if chosen is not None:
         return chosen
     chosen = found[0]
@@ -216,18 +231,24 @@ def dissect(source: Source, port: int, *, client_port: int | None = None,
     return chosen
 
 
-def conversations(source: Source, port: int, *, limits: Limits = Limits()
-                  ) -> list[Conversation]:
+def conversations(source: Source, port: int, *, limits: Limits = Limits(),
+                  keylog: KeyLogSource = None) -> list[Conversation]:
     """Every TCP connection to ``port`` in the capture, dissected, in order of first packet.
 
     Connections that never upgrade (plain HTTP requests) keep their reassembled
     ``streams``, their requests and responses in ``http`` and the first of them in
     ``handshake``. What the file itself got wrong (cut short, over ``limits``) is in the
-    ``warnings`` of every connection.
+    ``warnings`` of every connection. ``keylog`` (a file, or :func:`~.tls.load_keylog`'s
+    secrets) decrypts ``wss://`` connections; one that cannot be read is a
+    :class:`DissectError`.
     """
+    try:
+        keys = load_keylog(keylog) if isinstance(keylog, (str, os.PathLike)) else keylog
+    except KeyLogError as exc:
+        raise DissectError(str(exc)) from exc
     said: list[str] = []
     packets = _read(source, limits, said)
-    found = [_dissect_connection(client, server, segments, limits)
+    found = [_dissect_connection(client, server, segments, limits, keys)
              for client, server, segments in split_connections(packets, port)]
     for conv in found:
         conv.warnings[:0] = said

@@ -14,6 +14,7 @@ from .handshake import Handshake
 from .http import HttpExchange
 from .messages import WebSocketMessage
 from .tcp import Direction
+from .tls import TlsInfo
 
 if TYPE_CHECKING:  # conversation.py imports this module
     from .application import Packet
@@ -26,6 +27,8 @@ def conversation_dict(conv: Conversation) -> dict[str, Any]:
     """The JSON-ready form printed by ``--json``: handshake, frames, messages, warnings."""
     limit = conv.limits.max_shown
     out: dict[str, Any] = {"handshake": _handshake_dict(conv.handshake)}
+    if conv.tls is not None:
+        out["tls"] = _tls_dict(conv.tls)
     if conv.engineio is not None:
         out["engineio"] = dataclasses.asdict(conv.engineio)
     if conv.http:
@@ -70,6 +73,15 @@ def _exchange_dict(exchange: HttpExchange, limit: int) -> dict[str, Any]:
         if got is not None:
             got["packets"] = [packet.to_dict() for packet in exchange.response_packets]
     return {"request": sent, "response": got}
+
+
+def _tls_dict(info: TlsInfo) -> dict[str, Any]:
+    return {"version": info.version, "cipher_suite": info.cipher_suite, "sni": info.sni,
+            "decrypted": info.decrypted,
+            "records": [{"direction": str(record.direction), "packet": record.packet + 1,
+                         "time": record.time, "content_type": record.content,
+                         "length": record.length, "inner": record.inner}
+                        for record in info.records]}
 
 
 def _handshake_dict(shake: Handshake | None) -> dict[str, Any] | None:
@@ -138,6 +150,8 @@ def _table_lines(conv: Conversation) -> Iterable[str]:
     yield (f"connection {host_port(*conv.client)} -> {host_port(*conv.server)}: "
            f"{len(conv.segments)} packets, {len(conv.streams[Direction.C2S].data):,} bytes c2s, "
            f"{len(conv.streams[Direction.S2C].data):,} bytes s2c")
+    if conv.tls is not None:
+        yield from _tls_lines(conv.tls)
     for exchange in conv.http:
         yield ""
         yield from _exchange_lines(exchange)
@@ -184,6 +198,18 @@ def _table_lines(conv: Conversation) -> Iterable[str]:
     if conv.warnings:
         yield ""
         yield from (f"warning: {warning}" for warning in conv.warnings)
+
+
+def _tls_lines(info: TlsInfo) -> Iterable[str]:
+    """The TLS line; its records when they could not be decrypted (all that is left)."""
+    yield f"{info.describe()}: {'decrypted with the key log' if info.decrypted else 'encrypted'}"
+    if info.decrypted:
+        return
+    yield ""
+    yield f"{'#':>4} {'pkt':>5} dir {'record':<18} {'length':>7}"
+    for number, record in enumerate(info.records, 1):
+        yield (f"{number:>4} {record.packet + 1:>5} {record.direction} {record.content:<18} "
+               f"{record.length:>7,}")
 
 
 def _exchange_lines(exchange: HttpExchange) -> Iterable[str]:
