@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: lab test browser notebooks lint bench clean
+.PHONY: lab test system notebooks lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,20 +25,28 @@ LAB_ARGS ?=
 lab: $(VENV)/.installed
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/
 
-# Browser tests drive Debian's Chromium (never a downloaded one). As root on Debian this
-# installs it; otherwise it says what to run, and the browser tests are skipped.
-browser:
-	@if [ ! -x $(CHROMIUM) ]; then \
+# Browser tests drive Debian's Chromium (never a downloaded one); the TLS tests compare with
+# tshark; the scale-out tests start redis-server. As root on Debian this installs what is
+# missing (dumpcap may capture without root: preseeded); otherwise it says what to run, and
+# those tests are skipped.
+SYSTEM_PACKAGES := chromium libpcap0.8 tshark redis-server
+system:
+	@missing=""; \
+	for tool in $(CHROMIUM) /usr/bin/tshark /usr/bin/redis-server; do \
+	  [ -x $$tool ] || missing="$$missing $$tool"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libpcap0.8; \
+	    echo "wireshark-common wireshark-common/install-setuid boolean true" | debconf-set-selections; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	  else \
-	    echo "note: browser tests need Debian's Chromium: sudo apt-get install chromium"; \
+	    echo "note: missing$$missing; some tests will be skipped: sudo apt-get install $(SYSTEM_PACKAGES)"; \
 	  fi; \
 	fi
 
 # Two workers, one test file each at a time: the suite mostly waits on timers and sockets
 # (about a third of a core busy), so two halve its time without crowding the timing tests.
-test: $(VENV)/.installed-test browser
+test: $(VENV)/.installed-test system
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # Re-execute every notebook in place so its stored outputs match the package; then drop the
