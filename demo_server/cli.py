@@ -8,6 +8,7 @@ import contextlib
 import logging
 import logging.handlers
 import math
+import os
 import queue
 import signal
 import sys
@@ -16,9 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .loop import LOOPS, loop_name, run
 from .record import ReceivedLog
 from .routes import is_loopback
 from .server import DemoServer, RateLimit, ServerStartError, frame_logger
+from .workers import READY, run_workers
 
 if TYPE_CHECKING:
     from .socketio_server import SocketIOServer
@@ -50,6 +53,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          help="messages a /ws client may send per second, after a burst of "
                          f"BURST (default: {RateLimit.rate:g},{RateLimit.burst}); off: no "
                          "limit")
+    parser.add_argument("--workers", type=_workers, default=1, metavar="N",
+                        help="run N server processes on one port (SO_REUSEPORT); needs "
+                        "--redis (default: 1)")
+    parser.add_argument("--redis", metavar="URL",
+                        help="join other demo-servers (--workers, other machines) through "
+                        "Redis pub/sub at URL, e.g. redis://127.0.0.1:6379/0: each one's "
+                        "record holds every client_data of all")
+    parser.add_argument("--loop", choices=LOOPS, default="auto",
+                        help="event loop: uvloop (faster fan-out; pip install "
+                        "'websocket-intro[fast]'), asyncio, or auto: uvloop if installed")
+    parser.add_argument("--worker-name", help=argparse.SUPPRESS)  # set by --workers
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every frame (socket.io: every packet), not just "
                         "connections and client_data")
@@ -58,17 +72,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with _log_from_a_thread(logging.DEBUG if args.verbose else logging.INFO):
+    if args.workers > 1:
+        return run_workers(args, sys.argv[1:] if argv is None else argv)
+    if args.redis is not None and args.socketio:
+        print("demo-server: error: --redis joins WebSocket servers: drop --socketio",
+              file=sys.stderr)
+        return 2
+    with _log_from_a_thread(logging.DEBUG if args.verbose else logging.INFO,
+                            f"[{args.worker_name}] " if args.worker_name else ""):
         return _run(args)
 
 
 @contextmanager
-def _log_from_a_thread(level: int, backlog: int = 1000) -> Iterator[None]:
+def _log_from_a_thread(level: int, prefix: str = "", backlog: int = 1000) -> Iterator[None]:
     """Log to stderr from a thread of its own, so a slow terminal never stalls the loop.
 
     The loop only puts records in a queue of ``backlog`` lines; when stderr cannot keep up
     (a slow SSH session, a pipe nobody reads) further lines are dropped and counted, and the
-    count is said at exit, instead of ticks waiting on ``write``.
+    count is said at exit, instead of ticks waiting on ``write``. ``prefix`` starts each
+    line (a worker's name).
     """
     lines: queue.Queue[logging.LogRecord | None] = queue.Queue(backlog)
     dropped = 0
@@ -82,7 +104,7 @@ def _log_from_a_thread(level: int, backlog: int = 1000) -> Iterator[None]:
                 dropped += 1
 
     writer = logging.StreamHandler(sys.stderr)
-    writer.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    writer.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(message)s", datefmt="%H:%M:%S"))
 
     def write() -> None:
         while (record := lines.get()) is not None:
@@ -126,8 +148,10 @@ def _run(args: argparse.Namespace) -> int:
         else:
             server = DemoServer(args.host, args.port, compression=args.compression,
                                 allow_origins=args.allow_origin, rate_limit=args.rate_limit,
-                                received=received, gc_after_tick=True)
-        return asyncio.run(_serve(server))
+                                received=received, gc_after_tick=True,
+                                process=args.worker_name, redis_url=args.redis,
+                                reuse_port=args.worker_name is not None)
+        return run(_serve(server, args.worker_name), args.loop)
     except (ServerStartError, ValueError) as exc:
         print(f"demo-server: error: {exc}", file=sys.stderr)
         return 2
@@ -154,10 +178,14 @@ def _on_signals(stop: asyncio.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-async def _serve(server: DemoServer | SocketIOServer) -> int:
+async def _serve(server: DemoServer | SocketIOServer, worker: str | None = None) -> int:
     stop = asyncio.Event()
     with _on_signals(stop):
         async with server:
+            if worker is not None:  # the supervisor (workers.py) prints the banner
+                print(f"{READY} {worker} {os.getpid()} {server.port}", flush=True)
+                await stop.wait()
+                return 0
             endpoint = (f"WebSocket       {server.ws_url}\n"
                         f"  sensor events   {server.sse_url} (Server-Sent Events)"
                         if isinstance(server, DemoServer)
@@ -166,7 +194,10 @@ async def _serve(server: DemoServer | SocketIOServer) -> int:
                   f"  Hello, World.   {server.url}\n"
                   f"  browser page    {server.page_url}\n"
                   f"  {endpoint}\n"
-                  "Press Ctrl-C to stop.", flush=True)
+                  f"  event loop      {loop_name(asyncio.get_running_loop())}\n"
+                  + (f"  joined by Redis {server.bus.url} as {server.process}\n"
+                     if isinstance(server, DemoServer) and server.bus is not None else "")
+                  + "Press Ctrl-C to stop.", flush=True)
             if not is_loopback(server.host):
                 print("Note: other machines on your network can reach this server; browsers "
                       "on other origins are refused unless listed with --allow-origin.",
@@ -174,6 +205,17 @@ async def _serve(server: DemoServer | SocketIOServer) -> int:
             await stop.wait()
             print("demo-server: stopping", flush=True)
         return 0
+
+
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 64, "
+                                         f"got {text!r}")
+    return count
 
 
 def _rate_limit(text: str) -> RateLimit | None:

@@ -30,8 +30,10 @@ from typing import Protocol
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from .bus import Bus, BusError, into_record, process_name
 from .events import Event, EventError, decode, encode, sensor_data, tick_data
 from .record import ReceivedLog
 from .routes import SENSOR_WS_PATH, WS_PATH, Router, is_loopback
@@ -294,6 +296,10 @@ class DemoServer:
     which owns its process, turns it on. ``clock`` is what the ticker reads and waits on.
     ``sender`` sends each tick; by default :func:`broadcast_serialized`, or :func:`broadcast`
     with compression on (each connection has its own deflate state) or frames logged (-v).
+    ``process`` names this server (default ``host/pid``; each record and each handshake's
+    ``X-Demo-Process`` header carry it); ``redis_url`` joins the servers on that Redis
+    (:mod:`demo_server.bus`): each records every client_data of every server.
+    ``reuse_port=True`` lets several processes listen on one port (``SO_REUSEPORT``).
     """
 
     def __init__(
@@ -310,6 +316,9 @@ class DemoServer:
         sensor: Sensor | None = None,
         clock: Clock = SYSTEM_CLOCK,
         sender: Sender | None = None,
+        process: str | None = None,
+        redis_url: str | None = None,
+        reuse_port: bool = False,
     ) -> None:
         check_address(host, port)
         if max_size < 1:
@@ -329,6 +338,12 @@ class DemoServer:
         self.gc_after_tick = gc_after_tick
         self.clock = clock
         self.sender = sender
+        self.process = process or process_name()
+        self.reuse_port = reuse_port
+        self.bus = None if redis_url is None else Bus(
+            redis_url, self.process, beat=lambda: {"clients": len(self.clients)})
+        if self.bus is not None:
+            self.bus.on(Event.CLIENT_DATA, into_record(self.received))
         self._connections_changed = 0  # opened or closed since the last full collection
         self.clients: set[ServerConnection] = set()
         self.sensor_clients: set[ServerConnection] = set()  # on /ws/sensor
@@ -389,6 +404,12 @@ class DemoServer:
             await self.aclose()
             raise ServerStartError(f"cannot listen for Server-Sent Events on {self.host}: "
                                    f"{exc.strerror or exc}") from exc
+        if self.bus is not None:
+            try:
+                await self.bus.start()
+            except BusError as exc:
+                await self.aclose()
+                raise ServerStartError(str(exc)) from exc
         self._tasks = [
             asyncio.create_task(self._tick_forever(), name="demo_server ticker"),
             asyncio.create_task(self._push_sensor_forever(), name="demo_server sensor"),
@@ -411,6 +432,8 @@ class DemoServer:
                     max_size=self.max_size,
                     logger=frame_logger,
                     create_connection=self._connection_class(),
+                    process_response=self._name_process,
+                    reuse_port=self.reuse_port,
                 )
             except OSError as exc:
                 if port == self.requested_port or exc.errno != errno.EADDRINUSE:
@@ -433,6 +456,11 @@ class DemoServer:
             owner = server
 
         return Connection
+
+    def _name_process(self, connection: ServerConnection, request: Request,
+                      response: Response) -> None:
+        """Say in each handshake's response which process answered it."""
+        response.headers["X-Demo-Process"] = self.process
 
     def _connection_made(self, connection: ServerConnection) -> None:
         self.live.add(connection)
@@ -474,6 +502,8 @@ class DemoServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.bus is not None:
+            await self.bus.aclose()
         if self._server is not None:
             self._stopping.set()
             self._server.close()
@@ -557,7 +587,9 @@ class DemoServer:
                     await connection.send(encode(Event.ERROR, {"message": str(exc)}))
                     continue
                 logger.info("client_data from %s: %s", address, _loggable(message.data))
-                self.received.append(client, address, message.data)
+                item = self.received.append(client, address, message.data, process=self.process)
+                if self.bus is not None:
+                    self.bus.publish(Event.CLIENT_DATA, item.__dict__)
         except ConnectionClosed:
             pass  # the close code is logged below; nothing else to clean up
         finally:

@@ -1,0 +1,197 @@
+"""``demo-server --workers N``: N server processes on one port, joined by Redis.
+
+Each worker is a ``demo-server`` process of its own (its own interpreter, GIL and core)
+listening with ``SO_REUSEPORT``: the kernel spreads new connections over the listening
+sockets of one port. Each worker ticks on the wall-clock second, so every client still
+gets the same second at the same instant, and publishes what its clients send on Redis
+(:mod:`demo_server.bus`), so each worker's record holds every client's messages.
+
+This process only supervises: it starts the workers, waits until each listens, prints one
+banner, and stops them all on Ctrl-C or SIGTERM, or when one of them exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis
+from redis.exceptions import RedisError
+
+from .text import local_url
+
+__all__ = ["READY", "Worker", "run_workers"]
+
+READY = "demo-server worker ready:"  # a worker's first line on stdout: READY name pid port
+START_TIMEOUT = 30.0  # seconds each worker has to listen
+STOP_TIMEOUT = 5.0  # seconds each worker has to stop after SIGTERM before it is killed
+
+
+@dataclass
+class Worker:
+    name: str
+    process: subprocess.Popen[str]
+
+
+def run_workers(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run ``args.workers`` workers with the options of ``argv``; the exit status."""
+    if args.socketio:
+        return _error("--workers runs the WebSocket flavour: drop --socketio")
+    if args.redis is None:
+        return _error(f"--workers {args.workers} needs --redis URL: each process has its own "
+                      "clients, and only a shared Redis lets every process see every "
+                      "client's messages (e.g. start redis-server, then add --redis "
+                      "redis://127.0.0.1:6379/0)")
+    problem = redis_problem(args.redis)
+    if problem:
+        return _error(problem)
+    try:
+        reserved = _reserve_port(args.host, args.port)
+    except OSError as exc:
+        return _error(f"cannot listen on {args.host} port {args.port}: {exc.strerror or exc}")
+    stop = threading.Event()
+    with reserved, _on_signals(stop):
+        port = reserved.getsockname()[1]
+        workers = [_start(argv, port, f"w{i}") for i in range(1, args.workers + 1)]
+        try:
+            failed = _wait_ready(workers)
+            if failed:
+                return _error(failed)
+            print(f"demo-server: {len(workers)} workers listening on {args.host} port {port} "
+                  f"(SO_REUSEPORT), joined by Redis at {args.redis}\n"
+                  + "".join(f"  {w.name}  pid {w.process.pid}\n" for w in workers)
+                  + f"  Hello, World.   {local_url(args.host, port)}\n"
+                  f"  WebSocket       ws{local_url(args.host, port)[4:]}ws\n"
+                  "Press Ctrl-C to stop.", flush=True)
+            gone = _supervise(workers, stop)
+            if gone is not None:
+                print(f"demo-server: worker {gone.name} (pid {gone.process.pid}) exited with "
+                      f"code {gone.process.returncode}; stopping the others", file=sys.stderr,
+                      flush=True)
+                return 1
+            print("demo-server: stopping", flush=True)
+            return 0
+        finally:
+            _stop_all(workers)
+
+
+def redis_problem(url: str) -> str | None:
+    """Why Redis at ``url`` cannot be used (one sentence), or None if it answers."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    except ValueError as exc:
+        return f"bad Redis URL {url!r}: {exc} (expected e.g. redis://127.0.0.1:6379/0)"
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        return f"cannot reach Redis at {url}: {exc} (is redis-server running?)"
+    finally:
+        client.close()
+    return None
+
+
+def _error(message: str) -> int:
+    print(f"demo-server: error: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _reserve_port(host: str, port: int) -> socket.socket:
+    """A bound, not listening ``SO_REUSEPORT`` socket: holds the port (0: a free one) for
+    the workers, who bind it too; it takes no connections (only listening sockets do)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(exc.errno, "the port is in use (another demo-server?): stop it, or "
+                          "choose another port (0 picks a free one)") from None
+        raise
+    return sock
+
+
+def _start(argv: list[str], port: int, name: str) -> Worker:
+    """A ``demo-server`` with ``argv``'s options, on ``port``, as worker ``name``."""
+    command = [sys.executable, "-m", "demo_server", *argv,
+               "--port", str(port), "--workers", "1", "--worker-name", name]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)  # Ctrl-C reaches them through us
+    return Worker(name, process)
+
+
+def _wait_ready(workers: list[Worker]) -> str | None:
+    """Read each worker's first line; a message if one did not start, else None."""
+    deadline = time.monotonic() + START_TIMEOUT
+    for worker in workers:
+        assert worker.process.stdout is not None
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), worker.process.kill)
+        timer.start()
+        try:
+            line = worker.process.stdout.readline()
+        finally:
+            timer.cancel()
+        if not line.startswith(READY):
+            worker.process.wait()
+            return (f"worker {worker.name} did not start (exit code "
+                    f"{worker.process.returncode}): see its message above")
+        threading.Thread(target=_relay, args=(worker,), daemon=True,
+                         name=f"demo-server-{worker.name}-stdout").start()
+    return None
+
+
+def _relay(worker: Worker) -> None:
+    """Copy what a worker prints (after its first line) to our stdout."""
+    assert worker.process.stdout is not None
+    for line in worker.process.stdout:
+        print(f"[{worker.name}] {line}", end="", flush=True)
+
+
+def _supervise(workers: list[Worker], stop: threading.Event) -> Worker | None:
+    """Wait for ``stop`` or a worker's exit; the worker that exited, if one did."""
+    while not stop.wait(0.2):
+        for worker in workers:
+            if worker.process.poll() is not None:
+                return worker
+    return None
+
+
+def _stop_all(workers: list[Worker]) -> None:
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for worker in workers:
+        try:
+            worker.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"demo-server: worker {worker.name} did not stop within {STOP_TIMEOUT:g} s: "
+                  "killed", file=sys.stderr, flush=True)
+            worker.process.kill()
+            worker.process.wait()
+        if worker.process.stdout is not None:
+            worker.process.stdout.close()
+
+
+@contextlib.contextmanager
+def _on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT or SIGTERM while the block runs (and SIGHUP on POSIX)."""
+    signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if os.name == "posix" else [])
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
