@@ -73,7 +73,10 @@ class Message:
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Message:
-        kind, origin, seq, payload = json.loads(raw)
+        try:
+            kind, origin, seq, payload = json.loads(raw)
+        except (ValueError, TypeError):  # not JSON, or not a list of four
+            kind = None
         if not (isinstance(kind, str) and isinstance(origin, str) and isinstance(seq, int)
                 and isinstance(payload, dict)):
             raise ValueError(f"not a bus message: {raw!r:.100}")
@@ -96,15 +99,17 @@ class Bus:
                  outbox: int = OUTBOX, beat: Callable[[], dict[str, Any]] = dict) -> None:
         if not isinstance(url, str) or not url:
             raise ValueError(f"redis URL must be a non-empty string, got {url!r}")
+        self.origin = origin or process_name()
         try:
-            # No retries inside redis-py: a lost link must surface here, once.
+            # No retries inside redis-py: a lost link must surface here, once. The name
+            # shows in Redis' CLIENT LIST.
             self._redis = aioredis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
-                                            retry=Retry(NoBackoff(), 0))
+                                            retry=Retry(NoBackoff(), 0),
+                                            client_name=f"demo_server:{self.origin}")
         except ValueError as exc:
             raise ValueError(f"bad Redis URL {url!r}: {exc} (expected e.g. "
                              "redis://127.0.0.1:6379/0)") from None
         self.url = url
-        self.origin = origin or process_name()
         self.channel = channel
         self._beat = beat
         self._handlers: dict[str, Handler] = {BEAT: self._on_beat}
@@ -112,13 +117,14 @@ class Bus:
         self._outbox_size = outbox
         self._wake = asyncio.Event()
         self._seq = 0
-        self._last: dict[str, int] = {}  # origin -> last seq received
+        self.last_seq: dict[str, int] = {}  # origin -> the last number received from it
         self._task: asyncio.Task[None] | None = None
         self.connected = False
         self.peers: dict[str, dict[str, Any]] = {}  # origin -> payload of its last beat
         self.sent = 0  # messages handed to Redis
-        self.received = 0  # messages of other processes handled (duplicates not counted)
-        self.missed: dict[str, int] = collections.Counter()  # origin -> messages never seen
+        # origin -> its messages handled (duplicates not counted), and those never seen
+        self.received_from: collections.Counter[str] = collections.Counter()
+        self.missed: collections.Counter[str] = collections.Counter()
         self.dropped = 0  # messages of ours dropped from a full outbox
         self.losses = 0  # times the link was lost
 
@@ -227,7 +233,7 @@ class Bus:
 
     def _deliver(self, message: Message) -> None:
         """Check ``message``'s number against the last one from its origin, then handle it."""
-        last = self._last.get(message.origin)
+        last = self.last_seq.get(message.origin)
         if last is not None and message.seq <= last:
             return  # sent again after a link lost mid-batch: already handled
         if last is not None and message.seq > last + 1:
@@ -235,8 +241,8 @@ class Bus:
             self.missed[message.origin] += gap
             logger.warning("missed %d messages from %s (messages %d-%d) while the link to "
                            "Redis was down", gap, message.origin, last + 1, message.seq - 1)
-        self._last[message.origin] = message.seq
-        self.received += 1
+        self.last_seq[message.origin] = message.seq
+        self.received_from[message.origin] += 1
         handler = self._handlers.get(message.kind)
         if handler is None:
             return  # a kind this version does not know: counted, not handled

@@ -1,4 +1,4 @@
-"""A real ``redis-server`` for tests: ``redis`` fixture, a fresh one per test."""
+"""A real ``redis-server`` for tests: a test module's fixture ``yield from start_redis()``."""
 
 from __future__ import annotations
 
@@ -23,5 +23,3 @@ def start_redis() -> Iterator[RedisServer]:
     finally:
         server.stop()
 
-
-redis = pytest.fixture(start_redis, name="redis")
