@@ -1,0 +1,143 @@
+"""``demo-server --workers N --redis URL``: real processes on one port, a real redis-server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect
+
+from demo_server import ServerThread
+from demo_server.redis_local import RedisServer, free_port
+
+from .redis_server import start_redis
+
+CLIENTS = 16  # all on one worker of two by chance: 2 ** -15
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    """A fresh redis-server on a free port, stopped after the test."""
+    yield from start_redis()
+
+
+def demo_server(*args: str, log: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "demo_server", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+
+
+def banner(proc: subprocess.Popen[str]) -> str:
+    """The supervisor's banner, up to "Press Ctrl-C"."""
+    assert proc.stdout is not None
+    lines = []
+    while not lines or "Ctrl-C" not in lines[-1]:
+        line = proc.stdout.readline()
+        assert line, f"exited ({proc.wait()}) after {lines}"
+        lines.append(line)
+    return "".join(lines)
+
+
+@contextlib.contextmanager
+def workers(redis: RedisServer, tmp_path: Path, count: int = 2
+            ) -> Iterator[tuple[subprocess.Popen[str], int, dict[str, int]]]:
+    """The supervisor, its port and each worker's pid; stopped (SIGTERM) at the end."""
+    proc = demo_server("--workers", str(count), "--redis", redis.url, log=tmp_path / "log")
+    try:
+        text = banner(proc)
+        port = int(re.search(r"port (\d+) \(SO_REUSEPORT\)", text).group(1))  # type: ignore[union-attr]
+        pids = {name: int(pid) for name, pid in re.findall(r"(w\d+)\s+pid (\d+)", text)}
+        assert len(pids) == count, text
+        yield proc, port, pids
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_two_workers_on_one_port_spread_clients_and_share_one_record(redis, tmp_path):
+    # The test's own server joins the same Redis: its record is what every worker shares.
+    with ServerThread(redis_url=redis.url, process="observer") as observer, \
+            workers(redis, tmp_path) as (proc, port, pids):
+        assert all(alive(pid) for pid in pids.values())
+        with contextlib.ExitStack() as stack:
+            clients = [stack.enter_context(connect(f"ws://127.0.0.1:{port}/ws"))
+                       for _ in range(CLIENTS)]
+            names = [c.response.headers["X-Demo-Process"] for c in clients]
+            assert set(names) == set(pids), Counter(names)  # the kernel spread them
+            for n, client in enumerate(clients):
+                client.send(json.dumps({"event": "client_data", "data": f"hello {n}"}))
+            assert observer.received.wait_for(CLIENTS, 20)
+            seen = {r.data: r.process for r in observer.received.snapshot()}
+            assert seen == {f"hello {n}": names[n] for n in range(CLIENTS)}
+            # Every worker ticks on the wall-clock second: the same second for everyone.
+            ticks = {json.loads(c.recv(timeout=5))["data"]["epoch"] for c in clients}
+            assert len(ticks) <= 2  # one second, or two if a tick fell between the recvs
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0 and "demo-server: stopping" in out
+    assert not any(alive(pid) for pid in pids.values())
+    log = (tmp_path / "log").read_text()
+    assert re.search(r"\[w1\] client \d+ connected", log) and "[w2] client_data" in log
+
+
+def test_a_worker_that_dies_stops_the_others_with_a_clear_message(redis, tmp_path):
+    with workers(redis, tmp_path) as (proc, _, pids):
+        os.kill(pids["w2"], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 1
+    log = (tmp_path / "log").read_text()
+    assert f"worker w2 (pid {pids['w2']}) exited with code -9; stopping the others" in log
+    deadline = time.monotonic() + 5
+    while alive(pids["w1"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pids["w1"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--workers", "2"], r"--workers 2 needs --redis URL"),
+    (["--workers", "2", "--redis", "http://127.0.0.1/"], r"bad Redis URL 'http://127\.0\.0\.1/'"),
+    (["--workers", "0"], r"--workers: expected a number of processes from 1 to 64, got '0'"),
+    (["--redis", "redis://127.0.0.1:PORT/0"], r"cannot reach Redis at redis://127\.0\.0\.1:\d+/0"),
+    (["--workers", "3", "--redis", "redis://127.0.0.1:PORT/0"],
+     r"cannot reach Redis at redis://127\.0\.0\.1:\d+/0: .*refused.*is redis-server running"),
+    (["--workers", "2", "--redis", "redis://127.0.0.1:PORT/0", "--socketio"],
+     r"--workers runs the WebSocket flavour"),
+])
+def test_refuses_with_a_clear_message_and_exit_2(args, message):
+    port = str(free_port())  # nothing listens there
+    done = subprocess.run([sys.executable, "-m", "demo_server", "--port", "0",
+                           *(a.replace("PORT", port) for a in args)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done
+    assert re.search(r"demo-server: error: .*" + message, done.stderr), done.stderr
+    assert done.stdout == ""
+
+
+def test_one_process_with_redis_says_so_in_its_banner(redis, tmp_path):
+    proc = demo_server("--redis", redis.url, log=tmp_path / "log")
+    try:
+        text = banner(proc)
+        assert re.search(rf"joined by Redis {re.escape(redis.url)} as \S+/{proc.pid}\n", text)
+        assert re.search(r"event loop      (uvloop \d|asyncio)", text)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
