@@ -39,7 +39,7 @@ def demo_server(*args: str, log: Path) -> subprocess.Popen[str]:
 def banner(proc: subprocess.Popen[str]) -> str:
     """The supervisor's banner, up to "Press Ctrl-C"."""
     assert proc.stdout is not None
-    lines = []
+    lines: list[str] = []
     while not lines or "Ctrl-C" not in lines[-1]:
         line = proc.stdout.readline()
         assert line, f"exited ({proc.wait()}) after {lines}"
