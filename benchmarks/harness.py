@@ -79,6 +79,9 @@ def loadavg() -> list[float]:
 class Server:
     """``demo-server --port 0 ARGS`` as a subprocess; its log goes to a temporary file.
 
+    ``pids`` are its process and, with ``--workers N``, each worker's (from its banner):
+    the server's CPU and memory are theirs summed.
+
     A negative ``niceness`` (root only) puts the server ahead of other processes, standing
     in for a machine of its own when something else keeps this one busy.
     """
@@ -105,6 +108,13 @@ class Server:
             raise RuntimeError(f"the server did not start: {banner!r}")
         self.port = int(match.group(1))
         self.pid = self.proc.pid
+        self.pids = [self.pid, *(int(pid) for pid in re.findall(r"w\d+\s+pid (\d+)", banner))]
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def rss_bytes(self) -> int:
+        return sum(rss_bytes(pid) for pid in self.pids)
 
     def problems(self) -> list[str]:
         """Log lines about failures: skipped ticks, failed handlers, tracebacks."""
