@@ -341,7 +341,7 @@ class DemoServer:
         self.process = process or process_name()
         self.reuse_port = reuse_port
         self.bus = None if redis_url is None else Bus(
-            redis_url, self.process, beat=lambda: {"clients": len(self.clients)})
+            redis_url, self.process, beat=lambda: {"clients": len(self.clients), "port": self.port})
         if self.bus is not None:
             self.bus.on(Event.CLIENT_DATA, into_record(self.received))
         self._connections_changed = 0  # opened or closed since the last full collection

@@ -1,0 +1,161 @@
+"""Scale-out from Python (notebook 10): ``demo-server --workers N`` as a handle, and a
+picture of the running system drawn from what the bus knows.
+
+- :class:`Workers`: ``demo-server --workers N --redis URL --port 0`` in a subprocess;
+  ``start()`` returns once every worker listens, ``stop()`` ends them all (SIGTERM).
+- :func:`processes`: every server process one server has heard of on the bus (itself and
+  each peer's last ``beat``: its name, port and client count).
+- :func:`architecture`: those processes, their clients and Redis, as a figure.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+
+from .diagrams import COLORS
+from .server import DemoServer
+from .thread import ServerThread
+from .workers import STOP_TIMEOUT
+
+__all__ = ["Process", "Workers", "architecture", "processes"]
+
+STARTUP = 60.0  # seconds the workers have to listen, on a loaded machine
+
+
+class Workers:
+    """``demo-server --workers count --redis redis_url`` on a free port, from Python."""
+
+    def __init__(self, count: int, redis_url: str, *extra: str) -> None:
+        self.command = [sys.executable, "-m", "demo_server", "--port", "0",
+                        "--workers", str(count), "--redis", redis_url, *extra]
+        self.process: subprocess.Popen[str] | None = None
+        self.port = 0
+        self.pids: dict[str, int] = {}  # worker name -> process id
+        self.banner = ""
+
+    def start(self) -> Workers:
+        """Start them; raise RuntimeError with the supervisor's words if they do not."""
+        # The workers' log (a line per connection) is not wanted in a notebook's cell.
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + STARTUP
+        while "Ctrl-C" not in self.banner and time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.banner += line
+        found = re.search(r"port (\d+) \(SO_REUSEPORT\)", self.banner)
+        if found is None:
+            self.stop()
+            raise RuntimeError(f"demo-server --workers did not start: {self.banner.strip()}")
+        self.port = int(found.group(1))
+        self.pids = {name: int(pid) for name, pid in
+                     re.findall(r"^\s+(w\d+)\s+pid (\d+)$", self.banner, re.MULTILINE)}
+        return self
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def stop(self) -> None:
+        """SIGTERM to the supervisor, which stops its workers; wait for it."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT + 5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __repr__(self) -> str:
+        where = f"port {self.port}, {self.pids}" if self.running else "stopped"
+        return f"<Workers {where}>"
+
+
+@dataclass(frozen=True)
+class Process:
+    """One server process on the bus, as last heard of."""
+
+    name: str
+    port: int
+    clients: int
+
+
+def processes(server: ServerThread) -> list[Process]:
+    """``server``'s own process, then every peer whose beat it has heard, by name."""
+    live = server.server
+    if not isinstance(live, DemoServer) or live.bus is None:
+        raise RuntimeError("the server is not running with redis_url=...")
+    bus = live.bus
+    own = Process(live.process, live.port, len(live.clients))
+    peers = [Process(name, int(beat.get("port", 0)), int(beat.get("clients", 0)))
+             for name, beat in sorted(bus.peers.items())]
+    return [own, *peers]
+
+
+def architecture(nodes: list[Process], redis_url: str, *, title: str | None = None,
+                 dots: int = 8) -> Figure:
+    """Processes side by side, their clients above, Redis below; processes that share a
+    port are bracketed together. At most ``dots`` clients are drawn per process."""
+    width = max(8.0, 2.3 * len(nodes) + 1)
+    fig = Figure(figsize=(width, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, 4.2)
+    ax.axis("off")
+    xs = [width * (i + 0.5) / len(nodes) for i in range(len(nodes))]
+    redis_x, redis_y = width / 2, 0.55
+    _box(ax, redis_x, redis_y, 3.2, 0.6, f"Redis  {redis_url}\nchannel demo_server",
+         "#fbe3d6", "#d55e00")
+    for x, node in zip(xs, nodes, strict=True):
+        _box(ax, x, 2.0, 2.0, 0.75, f"{node.name}\nport {node.port} · {node.clients} "
+             f"client{'s' if node.clients != 1 else ''}", "#dff0e8", COLORS["s2c"])
+        ax.annotate("", xy=(redis_x + (x - redis_x) * 0.25, redis_y + 0.3), xytext=(x, 1.62),
+                    arrowprops={"arrowstyle": "<->", "color": "#d55e00", "lw": 1.4})
+        shown = min(node.clients, dots)
+        for i in range(shown):
+            cx = x + (i - (shown - 1) / 2) * 0.22
+            ax.plot([cx, x + (cx - x) * 0.3], [3.35, 2.38], color=COLORS["http"], lw=0.8)
+            ax.plot(cx, 3.4, "o", color=COLORS["http"], ms=7)
+        if node.clients > dots:
+            ax.text(x, 3.6, f"+{node.clients - dots} more", ha="center", fontsize=8.5,
+                    color="#555555")
+    for port in {n.port for n in nodes}:
+        group = [x for x, n in zip(xs, nodes, strict=True) if n.port == port]
+        if len(group) > 1:
+            left, right = min(group) - 1.05, max(group) + 1.05
+            ax.plot([left, left, right, right], [2.5, 2.6, 2.6, 2.5], color="#555555", lw=1)
+            ax.text((left + right) / 2, 2.66, f"one port, {port}: SO_REUSEPORT", ha="center",
+                    va="bottom", fontsize=8.5, color="#555555", zorder=3,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+    ax.text(0.1, 3.95, "clients (WebSocket)", fontsize=9, color=COLORS["http"])
+    ax.text(0.1, 1.05, "publish / subscribe", fontsize=9, color="#d55e00")
+    if title:
+        ax.set_title(title, fontsize=12, loc="left")
+    return fig
+
+
+def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str, face: str,
+         edge: str) -> None:
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.04",
+                                facecolor=face, edgecolor=edge, lw=1.4))
+    ax.text(x, y, text, ha="center", va="center", fontsize=9, linespacing=1.3)
