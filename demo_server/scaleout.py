@@ -6,29 +6,45 @@ picture of the running system drawn from what the bus knows.
 - :func:`processes`: every server process one server has heard of on the bus (itself and
   each peer's last ``beat``: its name, port and client count).
 - :func:`architecture`: those processes, their clients and Redis, as a figure.
+- :func:`start_redis` and :func:`live`: a notebook's Redis, and its cells that need one:
+  run live where ``redis-server`` is installed, else replay what they showed when recorded
+  (``DEMO_SERVER_RECORD=1`` while the notebook runs saves it, in ``data/``).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import io
+import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
 
+from IPython.display import Image
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
 from .diagrams import COLORS
+from .redis_local import RedisServer, RedisUnavailable
 from .server import DemoServer
 from .thread import ServerThread
 from .workers import STOP_TIMEOUT
 
-__all__ = ["Process", "Workers", "architecture", "processes"]
+__all__ = ["Process", "Workers", "architecture", "live", "processes", "start_redis"]
 
 STARTUP = 60.0  # seconds the workers have to listen, on a loaded machine
+RECORDING = Path(__file__).with_name("data") / "scale-out-recording.json"
+RECORD_ENV = "DEMO_SERVER_RECORD"
+_redis: RedisServer | None = None  # the notebook's Redis, once start_redis() found one
 
 
 class Workers:
@@ -159,3 +175,58 @@ def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str, face: str,
     ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.04",
                                 facecolor=face, edgecolor=edge, lw=1.4))
     ax.text(x, y, text, ha="center", va="center", fontsize=9, linespacing=1.3)
+
+
+def start_redis() -> RedisServer | None:
+    """A throwaway ``redis-server`` on a free port, or None (saying how to get one)."""
+    global _redis
+    try:
+        _redis = RedisServer().start()
+    except RedisUnavailable as exc:
+        _redis = None
+        print(f"{exc}\nThe cells that need Redis show what they printed when this notebook "
+              "was recorded with Redis running; once redis-server is installed, restart the "
+              "kernel and run them live.")
+        return None
+    print(f"redis-server listening at {_redis.url} (nothing is saved to disk)")
+    return _redis
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def live(name: str, cell: Callable[[], Any]) -> Any:
+    """``cell()`` if :func:`start_redis` found Redis, else what it printed (and the picture
+    it returned) when recorded under ``name``."""
+    recorded: dict[str, dict[str, str]] = (
+        json.loads(RECORDING.read_text()) if RECORDING.exists() else {})
+    if _redis is None:
+        entry = recorded.get(name)
+        if entry is None:
+            print(f"(no recording of {name!r}: this cell needs redis-server)")
+            return None
+        print(f"[recorded with Redis running, {entry['date']}]\n{entry['stdout']}", end="")
+        return Image(data=base64.b64decode(entry["png"]), format="png") if "png" in entry \
+            else None
+    printed = io.StringIO()  # what it prints, and the log lines that reach stderr
+    with contextlib.redirect_stdout(_Tee(sys.stdout, printed)), \
+            contextlib.redirect_stderr(_Tee(sys.stderr, printed)):
+        result = cell()
+    if os.environ.get(RECORD_ENV):
+        entry = {"date": time.strftime("%Y-%m-%d"), "stdout": printed.getvalue()}
+        if isinstance(result, Image) and isinstance(result.data, bytes):
+            entry["png"] = base64.b64encode(result.data).decode()
+        recorded[name] = entry
+        RECORDING.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    return result
