@@ -6,6 +6,7 @@ picture of the running system drawn from what the bus knows.
 - :func:`processes`: every server process one server has heard of on the bus (itself and
   each peer's last ``beat``: its name, port and client count).
 - :func:`architecture`: those processes, their clients and Redis, as a figure.
+- :func:`printed_log`: a logger's lines printed in the cell (stdout), not as errors.
 - :func:`start_redis` and :func:`live`: a notebook's Redis, and its cells that need one:
   run live where ``redis-server`` is installed, else replay what they showed when recorded
   (``DEMO_SERVER_RECORD=1`` while the notebook runs saves it, in ``data/``).
@@ -17,13 +18,14 @@ import base64
 import contextlib
 import io
 import json
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,7 +41,8 @@ from .server import DemoServer
 from .thread import ServerThread
 from .workers import STOP_TIMEOUT
 
-__all__ = ["Process", "Workers", "architecture", "live", "processes", "start_redis"]
+__all__ = ["Process", "Workers", "architecture", "live", "printed_log", "processes",
+           "start_redis"]
 
 STARTUP = 60.0  # seconds the workers have to listen, on a loaded machine
 RECORDING = Path(__file__).with_name("data") / "scale-out-recording.json"
@@ -230,3 +233,22 @@ def live(name: str, cell: Callable[[], Any]) -> Any:
         recorded[name] = entry
         RECORDING.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     return result
+
+
+@contextlib.contextmanager
+def printed_log(name: str = "demo_server.bus") -> Iterator[None]:
+    """Print the log lines of logger ``name`` (INFO and up) on stdout while the block runs:
+    a notebook shows stderr as errors, and these are what the lesson is about."""
+    log = logging.getLogger(name)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("log: %(message)s"))
+    level, propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
