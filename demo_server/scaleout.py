@@ -24,11 +24,12 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from IPython.display import Image
 from matplotlib.axes import Axes
@@ -60,12 +61,15 @@ class Workers:
         self.port = 0
         self.pids: dict[str, int] = {}  # worker name -> process id
         self.banner = ""
+        self._log: IO[str] = io.StringIO()  # the supervisor's stderr, once started
 
     def start(self) -> Workers:
         """Start them; raise RuntimeError with the supervisor's words if they do not."""
-        # The workers' log (a line per connection) is not wanted in a notebook's cell.
+        # The log (a line per connection) goes to a file, not to a notebook's cell; it is
+        # read back if they do not start.
+        self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by stop())
         self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True)
+                                        stderr=self._log, text=True)
         assert self.process.stdout is not None
         deadline = time.monotonic() + STARTUP
         while "Ctrl-C" not in self.banner and time.monotonic() < deadline:
@@ -75,8 +79,13 @@ class Workers:
             self.banner += line
         found = re.search(r"port (\d+) \(SO_REUSEPORT\)", self.banner)
         if found is None:
+            assert self.process is not None
+            with contextlib.suppress(subprocess.TimeoutExpired):  # it refused: it exits
+                self.process.wait(STOP_TIMEOUT)
+            self._log.seek(0)
+            said = (self.banner + self._log.read()).strip()
             self.stop()
-            raise RuntimeError(f"demo-server --workers did not start: {self.banner.strip()}")
+            raise RuntimeError(f"demo-server --workers did not start: {said}")
         self.port = int(found.group(1))
         self.pids = {name: int(pid) for name, pid in
                      re.findall(r"^\s+(w\d+)\s+pid (\d+)$", self.banner, re.MULTILINE)}
@@ -100,6 +109,7 @@ class Workers:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self.process = None
+        self._log.close()
 
     @property
     def running(self) -> bool:

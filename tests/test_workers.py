@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from IPython.display import Image
 from websockets.sync.client import connect
 
-from demo_server import ServerThread
+from demo_server import ServerThread, redis_local, scaleout
 from demo_server.redis_local import RedisServer, free_port
+from demo_server.scaleout import Workers
 
 from .redis_server import start_redis
 
@@ -141,3 +143,34 @@ def test_one_process_with_redis_says_so_in_its_banner(redis, tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
     assert proc.returncode == 0
+
+
+def test_workers_from_python_start_serve_and_stop(redis):
+    workers = Workers(2, redis.url).start()
+    try:
+        assert workers.running and workers.port and set(workers.pids) == {"w1", "w2"}
+        with connect(workers.ws_url) as client:
+            assert client.response.headers["X-Demo-Process"] in workers.pids
+    finally:
+        workers.stop()
+    assert not workers.running and not any(alive(pid) for pid in workers.pids.values())
+
+
+def test_workers_from_python_say_why_they_did_not_start():
+    with pytest.raises(RuntimeError, match=r"did not start: .*cannot reach Redis"):
+        Workers(2, f"redis://127.0.0.1:{free_port()}/0").start()
+
+
+def test_without_redis_server_a_notebook_replays_the_recording(monkeypatch, capsys):
+    monkeypatch.setattr(redis_local.shutil, "which", lambda name: None)
+    assert scaleout.start_redis() is None
+    assert "redis-server is not installed: install it: sudo apt-get install redis-server" \
+        in capsys.readouterr().out
+    ran = []
+    assert isinstance(scaleout.live("two_workers", lambda: ran.append(1)), Image)  # its picture
+    shown = capsys.readouterr().out
+    assert shown.startswith("[recorded with Redis running, ") and "both workers had clients: True" \
+        in shown and ran == []
+    scaleout.live("no such cell", lambda: ran.append(1))
+    assert "(no recording of 'no such cell': this cell needs redis-server)" in \
+        capsys.readouterr().out and ran == []
