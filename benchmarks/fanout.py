@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1",
                         help="comma-separated server process counts to compare (demo-server "
                         "--workers; over 1 starts a redis-server) (default: %(default)s)")
-    parser.add_argument("--loops", default="auto",
+    parser.add_argument("--loops", default="asyncio",
                         help="comma-separated event loops to compare: auto, asyncio, uvloop "
                         "(default: %(default)s)")
     parser.add_argument("--client-procs", type=int, default=0,

@@ -60,7 +60,7 @@ def wait_for_error(sock: socket.socket, buf: bytes, deadline: float) -> bool:
 
 
 def run_once(scenario: str, frames: list[bytes], observers: int, seconds: int,
-             loop: str = "auto") -> dict:
+             loop: str = "asyncio") -> dict:
     args = ["--loop", loop] + (["--rate-limit", "off"] if scenario == "off" else [])
     server = harness.Server(args, fd_limit=2 * observers + 1000)
     pool = None
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5,
                         help="longest window for ticks and the limited flood (default: 5)")
     parser.add_argument("--runs", type=int, default=3, help="runs (default: 3)")
-    parser.add_argument("--loops", default="auto",
+    parser.add_argument("--loops", default="asyncio",
                         help="comma-separated event loops to compare: auto, asyncio, uvloop "
                         "(default: %(default)s)")
     parser.add_argument("--scenarios", default="off,limited",

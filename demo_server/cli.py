@@ -60,9 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="join other demo-servers (--workers, other machines) through "
                         "Redis pub/sub at URL, e.g. redis://127.0.0.1:6379/0: each one's "
                         "record holds every client_data of all")
-    parser.add_argument("--loop", choices=LOOPS, default="auto",
-                        help="event loop: uvloop (faster fan-out; pip install "
-                        "'websocket-intro[fast]'), asyncio, or auto: uvloop if installed")
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio",
+                        help="event loop: asyncio (default), uvloop (pip install "
+                        "'websocket-intro[fast]'; out of file descriptors it drops waiting "
+                        "connections silently), or auto: uvloop if installed")
     parser.add_argument("--worker-name", help=argparse.SUPPRESS)  # set by --workers
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every frame (socket.io: every packet), not just "

@@ -1,8 +1,13 @@
-"""Which event loop runs the server: uvloop (libuv, written in Cython) where installed.
+"""Which event loop runs the server: asyncio's own (the default), or uvloop (libuv).
 
-uvloop's transports write to a socket from C, with less Python around each ``send``: the
-fan-out of a tick to thousands of clients costs less CPU. ``pip install
-'websocket-intro[fast]'`` installs it; without it the standard asyncio loop runs.
+uvloop's transports write to a socket from C, with less Python around each ``send``
+(``pip install 'websocket-intro[fast]'``). It is opt-in (``--loop uvloop``, ``auto``: uvloop
+if installed) because it changes two things the server relies on: out of file
+descriptors, libuv accepts each waiting connection and closes it at once (its "EMFILE
+trick"), silently, where asyncio leaves it in the backlog and the server logs the
+shortage and recovers; and it resolves host names in libuv, not through
+``socket.getaddrinfo``. On loopback the kernel's part of each ``send`` dominates the
+fan-out's cost anyway (see ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ from typing import Any, TypeVar
 
 __all__ = ["LOOPS", "loop_factory", "loop_name", "run"]
 
-LOOPS = ("auto", "asyncio", "uvloop")  # auto: uvloop if installed, else asyncio
+LOOPS = ("asyncio", "uvloop", "auto")  # auto: uvloop if installed, else asyncio
 T = TypeVar("T")
 
 
-def loop_factory(loop: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory(loop: str = "asyncio") -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The factory of the ``loop`` chosen (None: asyncio's default)."""
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {', '.join(LOOPS)}, got {loop!r}")
@@ -44,7 +49,7 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return "asyncio"
 
 
-def run(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
+def run(main: Coroutine[Any, Any, T], loop: str = "asyncio") -> T:
     """``asyncio.run(main)`` on the ``loop`` chosen."""
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
         return runner.run(main)

@@ -38,13 +38,13 @@ class ServerThread:
     arguments go to the server class (checked here, as far as a wrong one would only fail
     later, in each connection), e.g. ``redis_url="redis://127.0.0.1:6379/0"`` to join
     other servers through Redis (:mod:`demo_server.bus`). ``loop`` is the event loop:
-    ``"auto"`` (uvloop where installed), ``"asyncio"`` or ``"uvloop"``. Also a context
-    manager.
+    ``"asyncio"``, ``"uvloop"`` or ``"auto"`` (uvloop where installed); see
+    :mod:`demo_server.loop`. Also a context manager.
     """
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, *, flavour: str = "websocket",
-        loop: str = "auto", **options: Any,
+        loop: str = "asyncio", **options: Any,
     ) -> None:
         loop_factory(loop)  # a bad or missing loop fails here, not in the thread
         if flavour not in FLAVOURS:

@@ -174,3 +174,22 @@ def test_without_redis_server_a_notebook_replays_the_recording(monkeypatch, caps
     scaleout.live("no such cell", lambda: ran.append(1))
     assert "(no recording of 'no such cell': this cell needs redis-server)" in \
         capsys.readouterr().out and ran == []
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_loop_chosen_runs_and_the_banner_says_which(loop, tmp_path):
+    pytest.importorskip(loop)
+    with ServerThread(loop=loop) as server, connect(server.ws_url) as client:
+        assert json.loads(client.recv(timeout=5))["event"] == "second"
+        assert type(server._loop).__module__.partition(".")[0] == loop
+    proc = demo_server("--loop", loop, log=tmp_path / "log")
+    try:
+        assert re.search(rf"event loop      {loop}\b", banner(proc))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+
+
+def test_a_loop_that_is_not_one_is_refused():
+    with pytest.raises(ValueError, match="loop must be one of asyncio, uvloop, auto, got 'trio'"):
+        ServerThread(loop="trio")
