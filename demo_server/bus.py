@@ -177,6 +177,9 @@ class Bus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            if self._outbox:
+                logger.warning("stopping with %d messages not sent to Redis at %s",
+                               len(self._outbox), self.url)
         await self._redis.aclose()
 
     async def _connect(self) -> aioredis.client.PubSub:

@@ -186,5 +186,6 @@ def test_bad_url_and_redis_down_are_clear_errors():
         ServerThread(redis_url="http://x").start()
     port = free_port()  # nothing listens there
     with pytest.raises(ServerStartError,
-                       match=rf"cannot reach Redis at redis://127.0.0.1:{port}/0: .*refused"):
+                       match=rf"cannot reach Redis at redis://127.0.0.1:{port}/0: "
+                             r"Error 111 connecting .*\(is redis-server running\?\)"):
         ServerThread(redis_url=f"redis://127.0.0.1:{port}/0").start()

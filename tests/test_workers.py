@@ -119,7 +119,8 @@ def test_a_worker_that_dies_stops_the_others_with_a_clear_message(redis, tmp_pat
     (["--workers", "0"], r"--workers: expected a number of processes from 1 to 64, got '0'"),
     (["--redis", "redis://127.0.0.1:PORT/0"], r"cannot reach Redis at redis://127\.0\.0\.1:\d+/0"),
     (["--workers", "3", "--redis", "redis://127.0.0.1:PORT/0"],
-     r"cannot reach Redis at redis://127\.0\.0\.1:\d+/0: .*refused.*is redis-server running"),
+     r"cannot reach Redis at redis://127\.0\.0\.1:\d+/0: Error 111 connecting"
+     r".*is redis-server running"),
     (["--workers", "2", "--redis", "redis://127.0.0.1:PORT/0", "--socketio"],
      r"--workers runs the WebSocket flavour"),
 ])
