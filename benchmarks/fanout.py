@@ -41,8 +41,8 @@ import time
 import harness
 
 HEADER = ["clients", "server", "run", "ticks %", "miss", "dup", "p50 ms", "p99 ms", "max ms",
-          "start ms", "spread ms", "us/tick", "KB/conn", "srv cpu%", "cli cpu%", "lag p99",
-          "other%"]
+          "start ms", "spread ms", "us/tick", "usr+sys", "KB/conn", "srv cpu%", "cli cpu%",
+          "lag p99", "other%"]
 
 
 def server_options(workers: int, loop: str, redis_url: str | None) -> list[str]:
@@ -63,8 +63,11 @@ def run_once(clients: int, seconds: int, workers: int, server_args: list[str],
         harness.open_ws(server.port, 1)[0].close()  # warm up: imports, first handshake
         time.sleep(0.5)
         rss_before = server.rss_bytes()
-        pool = harness.Clients(server.port, clients, workers, churn=churn,
-                               niceness=client_nice)
+        try:
+            pool = harness.Clients(server.port, clients, workers, churn=churn,
+                                   niceness=client_nice)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; server log: {server.problems()[:5]}") from None
         first = int(time.time()) + 2  # a second to settle after the ramp
         marks = [first - 0.5, first + seconds - 0.5]  # exactly `seconds` ticks in between
         pool.start_window(first, seconds, marks, stop_at=first + seconds + 0.9)
@@ -72,7 +75,7 @@ def run_once(clients: int, seconds: int, workers: int, server_args: list[str],
         for mark in marks:
             harness.sleep_until(mark)
             readings.append((time.time(), server.cpu_seconds(),
-                             harness.machine_busy_seconds()))
+                             harness.machine_busy_seconds(), server.cpu_split()))
         rss = server.rss_bytes()
         load = harness.loadavg()
         results = pool.results(timeout=seconds + 60)
@@ -80,7 +83,7 @@ def run_once(clients: int, seconds: int, workers: int, server_args: list[str],
         if pool is not None:
             pool.close()
         server.stop()
-    (t0, server0, busy0), (t1, server1, busy1) = readings
+    (t0, server0, busy0, split0), (t1, server1, busy1, split1) = readings
     wall = t1 - t0
     ticks = harness.tick_stats(results, first, seconds)
     client_cpu = [r["cpu"][1] - r["cpu"][0] for r in results if len(r["cpu"]) == 2]
@@ -96,6 +99,11 @@ def run_once(clients: int, seconds: int, workers: int, server_args: list[str],
         **ticks,
         "server_cpu_us_per_tick": round(1e6 * server_cpu / max(1, ticks["ticks_delivered"]), 2),
         "server_cpu_pct": round(100 * server_cpu / wall, 1),
+        # the same CPU, user (Python) and system (kernel), at clock-tick resolution
+        "server_user_us_per_tick": round(
+            1e6 * (split1[0] - split0[0]) / max(1, ticks["ticks_delivered"]), 2),
+        "server_sys_us_per_tick": round(
+            1e6 * (split1[1] - split0[1]) / max(1, ticks["ticks_delivered"]), 2),
         "rss_kb_per_conn": round((rss - rss_before) / clients / 1024, 2),
         "server_rss_mb": round(rss / 2**20, 1),
         "client_workers": len(results),
@@ -118,6 +126,7 @@ def row(r: dict, run: object) -> list[str]:
             r["duplicates"],
             r["offset_ms"]["p50"], r["offset_ms"]["p99"], r["offset_ms"]["max"],
             r["start_ms"]["median"], r["spread_ms"]["median"], r["server_cpu_us_per_tick"],
+            f"{r['server_user_us_per_tick']:.1f}+{r['server_sys_us_per_tick']:.1f}",
             r["rss_kb_per_conn"],
             r["server_cpu_pct"], "+".join(str(c) for c in r["client_cpu_pct"]),
             r["read_lag_ms"]["p99"], r["other_cpu_pct"]]
@@ -132,7 +141,10 @@ def median_row(runs: list[dict]) -> list[str]:
             med(lambda r: r["offset_ms"]["p50"]), med(lambda r: r["offset_ms"]["p99"]),
             med(lambda r: r["offset_ms"]["max"]), med(lambda r: r["start_ms"]["median"]),
             med(lambda r: r["spread_ms"]["median"]),
-            med(lambda r: r["server_cpu_us_per_tick"]), med(lambda r: r["rss_kb_per_conn"]),
+            med(lambda r: r["server_cpu_us_per_tick"]),
+            f"{med(lambda r: r['server_user_us_per_tick']):.1f}+"
+            f"{med(lambda r: r['server_sys_us_per_tick']):.1f}",
+            med(lambda r: r["rss_kb_per_conn"]),
             med(lambda r: r["server_cpu_pct"]), med(lambda r: sum(r["client_cpu_pct"])),
             med(lambda r: r["read_lag_ms"]["p99"]), med(lambda r: r["other_cpu_pct"])]
 
