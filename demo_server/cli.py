@@ -21,7 +21,7 @@ from .loop import LOOPS, loop_name, run
 from .record import ReceivedLog
 from .routes import is_loopback
 from .server import DemoServer, RateLimit, ServerStartError, frame_logger
-from .workers import READY, run_workers
+from .workers import READY, run_workers, supervisor_gone
 
 if TYPE_CHECKING:
     from .socketio_server import SocketIOServer
@@ -185,7 +185,10 @@ async def _serve(server: DemoServer | SocketIOServer, worker: str | None = None)
         async with server:
             if worker is not None:  # the supervisor (workers.py) prints the banner
                 print(f"{READY} {worker} {os.getpid()} {server.port}", flush=True)
-                await stop.wait()
+                ends = [asyncio.create_task(stop.wait()), asyncio.create_task(supervisor_gone())]
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+                for end in ends:
+                    end.cancel()
                 return 0
             endpoint = (f"WebSocket       {server.ws_url}\n"
                         f"  sensor events   {server.sse_url} (Server-Sent Events)"

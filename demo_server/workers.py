@@ -13,6 +13,7 @@ banner, and stops them all on Ctrl-C or SIGTERM, or when one of them exits.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import errno
 import os
@@ -30,7 +31,7 @@ from redis.exceptions import RedisError
 
 from .text import local_url
 
-__all__ = ["READY", "Worker", "run_workers"]
+__all__ = ["READY", "Worker", "run_workers", "supervisor_gone"]
 
 READY = "demo-server worker ready:"  # a worker's first line on stdout: READY name pid port
 START_TIMEOUT = 30.0  # seconds each worker has to listen
@@ -47,6 +48,9 @@ def run_workers(args: argparse.Namespace, argv: list[str]) -> int:
     """Run ``args.workers`` workers with the options of ``argv``; the exit status."""
     if args.socketio:
         return _error("--workers runs the WebSocket flavour: drop --socketio")
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return _error("--workers needs SO_REUSEPORT, which this system lacks (Windows): run "
+                      "one demo-server per port, each with --redis")
     if args.redis is None:
         return _error(f"--workers {args.workers} needs --redis URL: each process has its own "
                       "clients, and only a shared Redis lets every process see every "
@@ -127,8 +131,10 @@ def _start(argv: list[str], port: int, name: str) -> Worker:
     """A ``demo-server`` with ``argv``'s options, on ``port``, as worker ``name``."""
     command = [sys.executable, "-m", "demo_server", *argv,
                "--port", str(port), "--workers", "1", "--worker-name", name]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                               start_new_session=True)  # Ctrl-C reaches them through us
+    # Ctrl-C reaches them through us (a session of their own); their stdin is a pipe from
+    # us, which ends if we die, even by SIGKILL: then they stop (supervisor_gone).
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True, start_new_session=True)
     return Worker(name, process)
 
 
@@ -150,6 +156,15 @@ def _wait_ready(workers: list[Worker]) -> str | None:
         threading.Thread(target=_relay, args=(worker,), daemon=True,
                          name=f"demo-server-{worker.name}-stdout").start()
     return None
+
+
+async def supervisor_gone() -> None:
+    """Return once the supervisor is gone: a worker's stdin, its pipe, is at end of file."""
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        pass
 
 
 def _relay(worker: Worker) -> None:
@@ -181,8 +196,9 @@ def _stop_all(workers: list[Worker]) -> None:
                   "killed", file=sys.stderr, flush=True)
             worker.process.kill()
             worker.process.wait()
-        if worker.process.stdout is not None:
-            worker.process.stdout.close()
+        for pipe in (worker.process.stdin, worker.process.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 @contextlib.contextmanager

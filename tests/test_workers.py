@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -194,3 +195,24 @@ def test_the_loop_chosen_runs_and_the_banner_says_which(loop, tmp_path):
 def test_a_loop_that_is_not_one_is_refused():
     with pytest.raises(ValueError, match="loop must be one of asyncio, uvloop, auto, got 'trio'"):
         ServerThread(loop="trio")
+
+
+def test_workers_stop_when_their_supervisor_is_killed(redis, tmp_path):
+    with workers(redis, tmp_path) as (proc, _, pids):
+        proc.kill()  # SIGKILL: no chance to stop them
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(pid) for pid in pids.values())
+
+
+def test_a_port_in_use_is_a_clear_error(redis):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        done = subprocess.run([sys.executable, "-m", "demo_server", "--workers", "2",
+                               "--redis", redis.url, "--port", str(busy.getsockname()[1])],
+                              capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert re.search(r"demo-server: error: cannot listen on 127\.0\.0\.1 port \d+: the port is "
+                     r"in use \(another demo-server\?\)", done.stderr), done.stderr
