@@ -296,9 +296,10 @@ class DemoServer:
     which owns its process, turns it on. ``clock`` is what the ticker reads and waits on.
     ``sender`` sends each tick; by default :func:`broadcast_serialized`, or :func:`broadcast`
     with compression on (each connection has its own deflate state) or frames logged (-v).
-    ``process`` names this server (default ``host/pid``; each record and each handshake's
-    ``X-Demo-Process`` header carry it); ``redis_url`` joins the servers on that Redis
-    (:mod:`demo_server.bus`): each records every client_data of every server.
+    ``process`` names this server (default ``host/pid``; each record carries it, and with
+    ``redis_url`` or ``reuse_port`` each handshake's ``X-Demo-Process`` header);
+    ``redis_url`` joins the servers on that Redis (:mod:`demo_server.bus`): each records
+    every client_data of every server.
     ``reuse_port=True`` lets several processes listen on one port (``SO_REUSEPORT``).
     """
 
@@ -432,7 +433,10 @@ class DemoServer:
                     max_size=self.max_size,
                     logger=frame_logger,
                     create_connection=self._connection_class(),
-                    process_response=self._name_process,
+                    # Only where there are several processes: the handshake of a lone
+                    # server is what notebooks capture and show, header by header.
+                    process_response=self._name_process if self.bus or self.reuse_port
+                    else None,
                     reuse_port=self.reuse_port,
                 )
             except OSError as exc:

@@ -189,3 +189,12 @@ def test_bad_url_and_redis_down_are_clear_errors():
                        match=rf"cannot reach Redis at redis://127.0.0.1:{port}/0: "
                              r"Error 111 connecting .*\(is redis-server running\?\)"):
         ServerThread(redis_url=f"redis://127.0.0.1:{port}/0").start()
+
+
+def test_a_lone_server_adds_no_header_but_names_its_process_in_the_record():
+    # Notebooks capture and show a lone server's handshake header by header.
+    with ServerThread(process="solo") as server, connect(server.ws_url) as client:
+        assert "X-Demo-Process" not in client.response.headers
+        send(client, "hi")
+        assert server.received.wait_for(1, 10)
+        assert server.received.snapshot()[0].process == "solo"
