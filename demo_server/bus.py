@@ -28,14 +28,12 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from .record import ReceivedLog
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import PubSub
 
 __all__ = ["BEAT", "CHANNEL", "Bus", "BusError", "Message", "into_record", "process_name"]
 
@@ -100,6 +98,13 @@ class Bus:
         if not isinstance(url, str) or not url:
             raise ValueError(f"redis URL must be a non-empty string, got {url!r}")
         self.origin = origin or process_name()
+        # Imported here: a server without a bus needs only websockets.
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        self._lost = (RedisError, OSError)  # what a broken or refused link raises
         try:
             # No retries inside redis-py: a lost link must surface here, once. The name
             # shows in Redis' CLIENT LIST.
@@ -159,7 +164,7 @@ class Bus:
         """Connect and subscribe, then keep the link up in the background."""
         try:
             pubsub = await self._connect()
-        except (RedisError, OSError) as exc:
+        except self._lost as exc:
             await self._redis.aclose()
             raise BusError(f"cannot reach Redis at {self.url}: {_reason(exc)} "
                            "(is redis-server running?)") from exc
@@ -182,14 +187,14 @@ class Bus:
                                len(self._outbox), self.url)
         await self._redis.aclose()
 
-    async def _connect(self) -> aioredis.client.PubSub:
+    async def _connect(self) -> PubSub:
         await self._redis.ping()
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self.channel)
         self.connected = True
         return pubsub
 
-    async def _keep_linked(self, pubsub: aioredis.client.PubSub) -> None:
+    async def _keep_linked(self, pubsub: PubSub) -> None:
         loop = asyncio.get_running_loop()
         while True:
             parts = [asyncio.create_task(self._listen(pubsub)),
@@ -202,7 +207,7 @@ class Bus:
                     part.cancel()
                 await asyncio.gather(*parts, return_exceptions=True)
                 self.connected = False
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*self._lost):
                     await pubsub.aclose()
             exc = next(task.exception() for task in done)
             self.losses += 1
@@ -215,13 +220,13 @@ class Bus:
                 try:
                     pubsub = await self._connect()
                     break
-                except (RedisError, OSError):
+                except self._lost:
                     await self._redis.connection_pool.disconnect()
             logger.warning("the link to Redis is back after %.1f s: %d messages waited in the "
                            "outbox, sent now; %d dropped (outbox full)", loop.time() - lost_at,
                            len(self._outbox), self.dropped - dropped)
 
-    async def _listen(self, pubsub: aioredis.client.PubSub) -> None:
+    async def _listen(self, pubsub: PubSub) -> None:
         while True:
             raw = await pubsub.get_message(timeout=None)
             if raw is None or raw.get("type") != "message":

@@ -26,9 +26,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import redis
-from redis.exceptions import RedisError
-
 from .text import local_url
 
 __all__ = ["READY", "Worker", "run_workers", "supervisor_gone"]
@@ -91,6 +88,9 @@ def run_workers(args: argparse.Namespace, argv: list[str]) -> int:
 
 def redis_problem(url: str) -> str | None:
     """Why Redis at ``url`` cannot be used (one sentence), or None if it answers."""
+    import redis  # here: a lone server needs only websockets
+    from redis.exceptions import RedisError
+
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
     except ValueError as exc:
