@@ -118,7 +118,7 @@ class Server:
             raise RuntimeError(f"the server did not start: {banner!r}")
         self.port = int(match.group(1))
         self.pid = self.proc.pid
-        self.pids = [self.pid, *(int(pid) for pid in re.findall(r"w\d+\s+pid (\d+)", banner))]
+        self.pids = [self.pid, *(int(pid) for pid in re.findall(r"w\d+@\S+\s+pid (\d+)", banner))]
 
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids)

@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     with _log_from_a_thread(logging.DEBUG if args.verbose else logging.INFO,
-                            f"[{args.worker_name}] " if args.worker_name else ""):
+                            f"[{args.worker_name.partition('@')[0]}] "
+                            if args.worker_name else ""):
         return _run(args)
 
 

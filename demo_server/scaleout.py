@@ -59,7 +59,7 @@ class Workers:
                         "--workers", str(count), "--redis", redis_url, *extra]
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
-        self.pids: dict[str, int] = {}  # worker name -> process id
+        self.pids: dict[str, int] = {}  # worker name (w1@host:port) -> process id
         self.banner = ""
         self._log: IO[str] = io.StringIO()  # the supervisor's stderr, once started
 
@@ -88,7 +88,7 @@ class Workers:
             raise RuntimeError(f"demo-server --workers did not start: {said}")
         self.port = int(found.group(1))
         self.pids = {name: int(pid) for name, pid in
-                     re.findall(r"^\s+(w\d+)\s+pid (\d+)$", self.banner, re.MULTILINE)}
+                     re.findall(r"^\s+(w\d+@\S+)\s+pid (\d+)$", self.banner, re.MULTILINE)}
         return self
 
     @property

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .text import local_url
+from .text import host_port, local_url
 
 __all__ = ["READY", "Worker", "run_workers", "supervisor_gone"]
 
@@ -63,7 +63,9 @@ def run_workers(args: argparse.Namespace, argv: list[str]) -> int:
     stop = threading.Event()
     with reserved, _on_signals(stop):
         port = reserved.getsockname()[1]
-        workers = [_start(argv, port, f"w{i}") for i in range(1, args.workers + 1)]
+        # Unique on a Redis that several machines share: the bus tells processes by name.
+        where = host_port(socket.gethostname(), port)
+        workers = [_start(argv, port, f"w{i}@{where}") for i in range(1, args.workers + 1)]
         try:
             failed = _wait_ready(workers)
             if failed:
@@ -128,7 +130,8 @@ def _reserve_port(host: str, port: int) -> socket.socket:
 
 
 def _start(argv: list[str], port: int, name: str) -> Worker:
-    """A ``demo-server`` with ``argv``'s options, on ``port``, as worker ``name``."""
+    """A ``demo-server`` with ``argv``'s options, on ``port``, as worker ``name``
+    (``w1@host:port``: its name on the bus too)."""
     command = [sys.executable, "-m", "demo_server", *argv,
                "--port", str(port), "--workers", "1", "--worker-name", name]
     # Ctrl-C reaches them through us (a session of their own); their stdin is a pipe from

@@ -58,7 +58,8 @@ def workers(redis: RedisServer, tmp_path: Path, count: int = 2
     try:
         text = banner(proc)
         port = int(re.search(r"port (\d+) \(SO_REUSEPORT\)", text).group(1))  # type: ignore[union-attr]
-        pids = {name: int(pid) for name, pid in re.findall(r"(w\d+)\s+pid (\d+)", text)}
+        pids = {name: int(pid) for name, pid in re.findall(r"(w\d+@\S+)\s+pid (\d+)", text)}
+        assert set(pids) == {f"w{i}@{socket.gethostname()}:{port}" for i in range(1, count + 1)}
         assert len(pids) == count, text
         yield proc, port, pids
     finally:
@@ -103,15 +104,16 @@ def test_two_workers_on_one_port_spread_clients_and_share_one_record(redis, tmp_
 
 def test_a_worker_that_dies_stops_the_others_with_a_clear_message(redis, tmp_path):
     with workers(redis, tmp_path) as (proc, _, pids):
-        os.kill(pids["w2"], signal.SIGKILL)
+        w1, w2 = sorted(pids)
+        os.kill(pids[w2], signal.SIGKILL)
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 1
     log = (tmp_path / "log").read_text()
-    assert f"worker w2 (pid {pids['w2']}) exited with code -9; stopping the others" in log
+    assert f"worker {w2} (pid {pids[w2]}) exited with code -9; stopping the others" in log
     deadline = time.monotonic() + 5
-    while alive(pids["w1"]) and time.monotonic() < deadline:
+    while alive(pids[w1]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not alive(pids["w1"])
+    assert not alive(pids[w1])
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -150,7 +152,8 @@ def test_one_process_with_redis_says_so_in_its_banner(redis, tmp_path):
 def test_workers_from_python_start_serve_and_stop(redis):
     workers = Workers(2, redis.url).start()
     try:
-        assert workers.running and workers.port and set(workers.pids) == {"w1", "w2"}
+        assert workers.running and workers.port
+        assert set(workers.pids) == {f"w{i}@{socket.gethostname()}:{workers.port}" for i in (1, 2)}
         with connect(workers.ws_url) as client:
             assert client.response.headers["X-Demo-Process"] in workers.pids
     finally:
