@@ -126,6 +126,7 @@ class Bus:
         self._task: asyncio.Task[None] | None = None
         self.connected = False
         self.peers: dict[str, dict[str, Any]] = {}  # origin -> payload of its last beat
+        self.heard: dict[str, float] = {}  # origin -> when (loop time) its last message came
         self.sent = 0  # messages handed to Redis
         # origin -> its messages handled (duplicates not counted), and those never seen
         self.received_from: collections.Counter[str] = collections.Counter()
@@ -250,6 +251,7 @@ class Bus:
             logger.warning("missed %d messages from %s (messages %d-%d) while the link to "
                            "Redis was down", gap, message.origin, last + 1, message.seq - 1)
         self.last_seq[message.origin] = message.seq
+        self.heard[message.origin] = asyncio.get_running_loop().time()
         self.received_from[message.origin] += 1
         handler = self._handlers.get(message.kind)
         if handler is None:
