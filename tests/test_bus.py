@@ -77,6 +77,10 @@ def test_two_servers_record_every_client_data_of_both_once_in_order(redis):
         wait_until(lambda: "A" in b.server.bus.peers and "B" in a.server.bus.peers, 5,
                    "a beat from each")
         assert a.server.bus.missed == {} and b.server.bus.missed == {}
+        assert set(a.server.bus.heard) == {"B"} and set(b.server.bus.heard) == {"A"}
+        # Each second's beat says how many clients a process has, and on which port.
+        wait_until(lambda: b.server.bus.peers["A"] == {"clients": 0, "port": a.port}, 5,
+                   "a beat of A's without clients")
 
 
 def seconds(client: ClientConnection, count: int) -> list[int]:
