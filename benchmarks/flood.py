@@ -12,6 +12,9 @@ clients (in a worker process) recording ticks as the fan-out benchmark does:
   pushes for the whole window; the server reads it at the limit, TCP backpressure holds
   back the rest, and the figures show what that flooder costs everyone else's ticks.
 
+``--loops asyncio,uvloop`` runs each scenario on each event loop, side by side (runs
+interleaved).
+
 For both: tick offsets for the observers over the seconds the flood lasted, and the server's
 CPU per processed message. Prints a table row and one JSON line per scenario and run::
 
@@ -29,7 +32,7 @@ import time
 
 import harness
 
-HEADER = ["scenario", "run", "messages", "msg/s", "us/msg", "flood s", "ticks %", "tick p50",
+HEADER = ["scenario:loop", "run", "messages", "msg/s", "us/msg", "flood s", "ticks %", "tick p50",
           "tick p99", "tick max", "srv cpu%", "other%"]
 SENTINEL = b'{"event":"flood-done","data":""}'  # unknown event: the server answers "error"
 
@@ -56,8 +59,9 @@ def wait_for_error(sock: socket.socket, buf: bytes, deadline: float) -> bool:
     return False
 
 
-def run_once(scenario: str, frames: list[bytes], observers: int, seconds: int) -> dict:
-    args = ["--rate-limit", "off"] if scenario == "off" else []
+def run_once(scenario: str, frames: list[bytes], observers: int, seconds: int,
+             loop: str = "asyncio") -> dict:
+    args = ["--loop", loop] + (["--rate-limit", "off"] if scenario == "off" else [])
     server = harness.Server(args, fd_limit=2 * observers + 1000)
     pool = None
     try:
@@ -91,6 +95,7 @@ def run_once(scenario: str, frames: list[bytes], observers: int, seconds: int) -
     return {
         "benchmark": "flood",
         "scenario": scenario,
+        "loop": loop,
         # off: messages processed; limited: messages the kernel took (the server reads
         # them at the limit, so a rate or a cost per message means nothing there)
         "messages": sent,
@@ -127,7 +132,8 @@ def push_until(sock: socket.socket, frames: list[bytes], until: float) -> int:
 def row(r: dict, run: object) -> list[object]:
     ticks = r["ticks"] or {"delivered_pct": None, "offset_ms": {}}
     offsets = ticks["offset_ms"]
-    return [r["scenario"], run, r["messages"], r["msg_per_s"], r["server_cpu_us_per_msg"],
+    return [f"{r['scenario']}:{r['loop']}", run, r["messages"], r["msg_per_s"],
+            r["server_cpu_us_per_msg"],
             r["flood_s"], ticks["delivered_pct"], offsets.get("p50"), offsets.get("p99"),
             offsets.get("max"), r["server_cpu_pct"], r["other_cpu_pct"]]
 
@@ -141,30 +147,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5,
                         help="longest window for ticks and the limited flood (default: 5)")
     parser.add_argument("--runs", type=int, default=3, help="runs (default: 3)")
+    parser.add_argument("--loops", default="asyncio",
+                        help="comma-separated event loops to compare: auto, asyncio, uvloop "
+                        "(default: %(default)s)")
     parser.add_argument("--scenarios", default="off,limited",
                         help="comma-separated: off, limited (default: %(default)s)")
     args = parser.parse_args(argv)
     scenarios = args.scenarios.split(",")
+    loops = args.loops.split(",")
     if not (1 <= args.messages <= 2_000_000 and 1 <= args.observers <= 10000
             and 1 <= args.seconds <= 60 and 1 <= args.runs <= 10
-            and set(scenarios) <= {"off", "limited"}):
+            and set(scenarios) <= {"off", "limited"}
+            and set(loops) <= {"auto", "asyncio", "uvloop"}):
         parser.error("bounds: 1-2000000 messages, 1-10000 observers, 1-60 s, 1-10 runs; "
-                     "scenarios off, limited")
+                     "scenarios off, limited; loops auto, asyncio, uvloop")
     frames = flood_frames(args.messages)
-    by_scenario: dict[str, list[dict]] = {s: [] for s in scenarios}
+    by_scenario: dict[tuple[str, str], list[dict]] = {
+        (s, loop): [] for s in scenarios for loop in loops}
     for run in range(1, args.runs + 1):
-        for scenario in scenarios:
-            result = run_once(scenario, frames, args.observers, args.seconds)
-            by_scenario[scenario].append(result)
-            harness.print_table([row(result, run)], HEADER, show_header=run == 1)
+        for scenario, loop in by_scenario:
+            result = run_once(scenario, frames, args.observers, args.seconds, loop)
+            by_scenario[scenario, loop].append(result)
+            harness.print_table([row(result, run)], HEADER,
+                                show_header=run == 1 and (scenario, loop) == next(
+                                    iter(by_scenario)))
             print(json.dumps(result), flush=True)
             for problem in result["server_problems"]:
                 print(f"  server log: {problem}", flush=True)
     print("\nmedians")
     medians = []
-    for scenario, results in by_scenario.items():
+    for (scenario, loop), results in by_scenario.items():
         columns = list(zip(*(row(r, "") for r in results), strict=True))
-        medians.append([scenario, "median", *(harness.median_of(c) for c in columns[2:])])
+        medians.append([f"{scenario}:{loop}", "median",
+                        *(harness.median_of(c) for c in columns[2:])])
     harness.print_table(medians, HEADER)
     return 0
 

@@ -60,6 +60,16 @@ def cpu_seconds(pid: int) -> float:
                for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process, all threads (``stat``, in clock ticks):
+    how much of the server's time is Python and how much the kernel's."""
+    user = system = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
 def rss_bytes(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
 
@@ -78,6 +88,9 @@ def loadavg() -> list[float]:
 
 class Server:
     """``demo-server --port 0 ARGS`` as a subprocess; its log goes to a temporary file.
+
+    ``pids`` are its process and, with ``--workers N``, each worker's (from its banner):
+    the server's CPU and memory are theirs summed.
 
     A negative ``niceness`` (root only) puts the server ahead of other processes, standing
     in for a machine of its own when something else keeps this one busy.
@@ -105,12 +118,24 @@ class Server:
             raise RuntimeError(f"the server did not start: {banner!r}")
         self.port = int(match.group(1))
         self.pid = self.proc.pid
+        self.pids = [self.pid, *(int(pid) for pid in re.findall(r"w\d+@\S+\s+pid (\d+)", banner))]
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def rss_bytes(self) -> int:
+        return sum(rss_bytes(pid) for pid in self.pids)
+
+    def cpu_split(self) -> tuple[float, float]:
+        splits = [cpu_split(pid) for pid in self.pids]
+        return sum(u for u, _ in splits), sum(s for _, s in splits)
 
     def problems(self) -> list[str]:
-        """Log lines about failures: skipped ticks, failed handlers, tracebacks."""
+        """Log lines about failures: skipped ticks, failed handlers, tracebacks, accepts
+        failing, a link to Redis lost."""
         self.log.seek(0)
         return [line.rstrip() for line in self.log
-                if re.search(r"Traceback|skipped|failed", line)]
+                if re.search(r"Traceback|skipped|failed|cannot|lost", line)]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

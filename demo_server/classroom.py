@@ -122,7 +122,10 @@ class ClassroomView(_Snapshot):
 def _table_html(students: list[Student]) -> str:
     if not students:
         return "<div><i>no student yet: they appear here as they open the page</i></div>"
+    # Servers joined by Redis: a client's number is its server's, so name the server too.
+    several = len({s.process for s in students}) > 1
     head = "".join(f"<th>{h}</th>" for h in (
+        *(["server"] if several else []),
         "client", "address", "browser", "connected since", "messages", "typing now"))
     rows = []
     for s in students:
@@ -133,7 +136,8 @@ def _table_html(students: list[Student]) -> str:
         style = ' style="color:#888"' if s.left is not None else ""
         rows.append(
             f'<tr class="demo-classroom-client" data-client="{s.client}"{style}>'
-            f"<td>{s.client}</td><td><code>{html.escape(s.address)}</code></td>"
+            + (f"<td>{html.escape(s.process)}</td>" if several else "")
+            + f"<td>{s.client}</td><td><code>{html.escape(s.address)}</code></td>"
             f"<td>{html.escape(s.agent)}</td><td>{since}</td><td>{s.messages}</td>"
             f"<td><code>{html.escape(typing)}</code></td></tr>")
     return (f"<style>{TABLE_CSS}</style><table class=\"demo-classroom-students\"><thead><tr>"

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import logging.handlers
 import math
+import os
 import queue
 import signal
 import sys
@@ -16,10 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .loop import LOOPS, loop_name, run
 from .record import ReceivedLog
 from .routes import is_loopback
 from .server import DemoServer, RateLimit, ServerStartError, frame_logger
 from .tls import server_context
+from .workers import READY, run_workers, supervisor_gone
 
 if TYPE_CHECKING:
     from .socketio_server import SocketIOServer
@@ -63,6 +66,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keylog", metavar="FILE",
                         help="append the TLS secrets to FILE, for Wireshark or dissect "
                         "--keylog (default: $SSLKEYLOGFILE)")
+    parser.add_argument("--workers", type=_workers, default=1, metavar="N",
+                        help="run N server processes on one port (SO_REUSEPORT); needs "
+                        "--redis (default: 1)")
+    parser.add_argument("--redis", metavar="URL",
+                        help="join other demo-servers (--workers, other machines) through "
+                        "Redis pub/sub at URL, e.g. redis://127.0.0.1:6379/0: each one's "
+                        "record holds every client_data of all")
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio",
+                        help="event loop: asyncio (default), uvloop (pip install "
+                        "'websocket-intro[fast]'; out of file descriptors it drops waiting "
+                        "connections silently), or auto: uvloop if installed")
+    parser.add_argument("--worker-name", help=argparse.SUPPRESS)  # set by --workers
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every frame (socket.io: every packet), not just "
                         "connections and client_data")
@@ -76,17 +91,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with _log_from_a_thread(logging.DEBUG if args.verbose else logging.INFO):
+    if args.workers > 1:
+        return run_workers(args, sys.argv[1:] if argv is None else argv)
+    if args.redis is not None and args.socketio:
+        print("demo-server: error: --redis joins WebSocket servers: drop --socketio",
+              file=sys.stderr)
+        return 2
+    with _log_from_a_thread(logging.DEBUG if args.verbose else logging.INFO,
+                            f"[{args.worker_name.partition('@')[0]}] "
+                            if args.worker_name else ""):
         return _run(args)
 
 
 @contextmanager
-def _log_from_a_thread(level: int, backlog: int = 1000) -> Iterator[None]:
+def _log_from_a_thread(level: int, prefix: str = "", backlog: int = 1000) -> Iterator[None]:
     """Log to stderr from a thread of its own, so a slow terminal never stalls the loop.
 
     The loop only puts records in a queue of ``backlog`` lines; when stderr cannot keep up
     (a slow SSH session, a pipe nobody reads) further lines are dropped and counted, and the
-    count is said at exit, instead of ticks waiting on ``write``.
+    count is said at exit, instead of ticks waiting on ``write``. ``prefix`` starts each
+    line (a worker's name).
     """
     lines: queue.Queue[logging.LogRecord | None] = queue.Queue(backlog)
     dropped = 0
@@ -100,7 +124,7 @@ def _log_from_a_thread(level: int, backlog: int = 1000) -> Iterator[None]:
                 dropped += 1
 
     writer = logging.StreamHandler(sys.stderr)
-    writer.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    writer.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(message)s", datefmt="%H:%M:%S"))
 
     def write() -> None:
         while (record := lines.get()) is not None:
@@ -147,8 +171,10 @@ def _run(args: argparse.Namespace) -> int:
                    if args.tls or args.certfile else None)
             server = DemoServer(args.host, args.port, compression=args.compression,
                                 allow_origins=args.allow_origin, rate_limit=args.rate_limit,
-                                received=received, gc_after_tick=True, ssl=tls)
-        return asyncio.run(_serve(server))
+                                received=received, gc_after_tick=True, ssl=tls,
+                                process=args.worker_name, redis_url=args.redis,
+                                reuse_port=args.worker_name is not None)
+        return run(_serve(server, args.worker_name), args.loop)
     except (ServerStartError, ValueError) as exc:
         print(f"demo-server: error: {exc}", file=sys.stderr)
         return 2
@@ -175,10 +201,17 @@ def _on_signals(stop: asyncio.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-async def _serve(server: DemoServer | SocketIOServer) -> int:
+async def _serve(server: DemoServer | SocketIOServer, worker: str | None = None) -> int:
     stop = asyncio.Event()
     with _on_signals(stop):
         async with server:
+            if worker is not None:  # the supervisor (workers.py) prints the banner
+                print(f"{READY} {worker} {os.getpid()} {server.port}", flush=True)
+                ends = [asyncio.create_task(stop.wait()), asyncio.create_task(supervisor_gone())]
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+                for end in ends:
+                    end.cancel()
+                return 0
             endpoint = (f"WebSocket       {server.ws_url}\n"
                         f"  sensor events   {server.sse_url} (Server-Sent Events)"
                         if isinstance(server, DemoServer)
@@ -187,27 +220,35 @@ async def _serve(server: DemoServer | SocketIOServer) -> int:
                   f"  Hello, World.   {server.url}\n"
                   f"  browser page    {server.page_url}\n"
                   f"  {endpoint}\n"
-                  "Press Ctrl-C to stop.", flush=True)
+                  f"  event loop      {loop_name(asyncio.get_running_loop())}\n"
+                  + (f"  joined by Redis {server.bus.url} as {server.process}\n"
+                     if isinstance(server, DemoServer) and server.bus is not None else "")
+                  + "Press Ctrl-C to stop.", flush=True)
             if not is_loopback(server.host):
                 print("Note: other machines on your network can reach this server; browsers "
                       "on other origins are refused unless listed with --allow-origin.",
                       flush=True)
-                _print_join(server.host, server.port)
+                _print_join(server.host, server.port, server.url.partition(":")[0])
             await stop.wait()
             print("demo-server: stopping", flush=True)
         return 0
 
 
-def _print_join(host: str, port: int) -> None:
+def _print_join(host: str, port: int, scheme: str) -> None:
     """The page's URL on this machine's network, and its QR code for phones."""
     # Imported here: segno loads only for a server on the network.
-    from .lan import lan_url, qr_text
+    from .lan import join_text
 
-    url = lan_url(host, port)
-    if url is None:
-        print("This machine has no network address: phones cannot join.", flush=True)
-        return
-    print(f"Students open {url}\nor scan:\n{qr_text(url)}", flush=True)
+    print(join_text(host, port, scheme), flush=True)
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 64, "
+                                         f"got {text!r}")
+    return count
 
 
 def _rate_limit(text: str) -> RateLimit | None:

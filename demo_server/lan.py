@@ -20,7 +20,7 @@ import segno
 from .routes import is_loopback
 from .text import host_port
 
-__all__ = ["JoinCode", "lan_address", "lan_url", "qr_text"]
+__all__ = ["JoinCode", "join_text", "lan_address", "lan_url", "qr_text"]
 
 # Where a UDP socket is "connected" to learn which local address the default route uses:
 # connect() on UDP sends nothing, it only picks the route (TEST-NET-2, RFC 5737).
@@ -39,8 +39,10 @@ def lan_address() -> str | None:
     return None if ipaddress.ip_address(address).is_loopback else address
 
 
-def lan_url(host: str, port: int, path: str = "socket.html") -> str | None:
-    """The URL other machines open to reach ``path`` on a server listening on ``host``.
+def lan_url(host: str, port: int, path: str = "socket.html", scheme: str = "http"
+            ) -> str | None:
+    """The URL other machines open to reach ``path`` on a server listening on ``host``
+    (``scheme``: ``https`` for a server with TLS).
 
     None when ``host`` is loopback (only this machine can connect) or a wildcard on a
     machine without a network address; the wildcard is replaced by :func:`lan_address`.
@@ -48,7 +50,16 @@ def lan_url(host: str, port: int, path: str = "socket.html") -> str | None:
     if is_loopback(host):
         return None
     address = lan_address() if host in WILDCARDS else host
-    return None if address is None else f"http://{host_port(address, port)}/{path}"
+    return None if address is None else f"{scheme}://{host_port(address, port)}/{path}"
+
+
+def join_text(host: str, port: int, scheme: str = "http") -> str:
+    """What a terminal shows a class: the page's URL on this machine's network, and its QR
+    code for phones."""
+    url = lan_url(host, port, scheme=scheme)
+    if url is None:
+        return "This machine has no network address: phones cannot join."
+    return f"Students open {url}\nor scan:\n{qr_text(url)}"
 
 
 def _qr(url: str) -> segno.QRCode:

@@ -33,6 +33,7 @@ class Received:
     client: int  # the server's number for the connection, from 1
     address: str  # "host:port" of the client
     data: str  # always encodable: a lone surrogate (half a character) became U+FFFD
+    process: str = ""  # the server process that received it (its bus name), "" if unnamed
 
 
 class ReceivedLog:
@@ -52,9 +53,11 @@ class ReceivedLog:
         self._changed = threading.Condition()
         self.total = 0  # every message ever appended, including those since dropped
 
-    def append(self, client: int, address: str, data: str) -> Received:
-        """Record one message and notify the subscribers."""
-        item = Received(time.time(), client, address, whole_characters(data))
+    def append(self, client: int, address: str, data: str, *, process: str = "",
+               when: float | None = None) -> Received:
+        """Record one message (received now, unless ``when``) and notify the subscribers."""
+        item = Received(time.time() if when is None else when, client, address,
+                        whole_characters(data), process)
         with self._changed:
             self._items.append(item)
             self.total += 1

@@ -35,10 +35,13 @@ class Student:
     messages: int = 0  # client_data messages received
     typing: str = ""  # the last TAIL characters it typed
     left: float | None = None  # wall-clock time it left; None while connected
+    process: str = ""  # the server process it is connected to (several joined by Redis)
 
 
 class Roster:
-    """Who is in the class; :meth:`join`, :meth:`typed` and :meth:`leave` are the only writes.
+    """Who is in the class; :meth:`join`, :meth:`typed` and :meth:`leave` are the writes
+    (and :meth:`put`, for a client of another process). A client is known by its process
+    and its number there.
 
     :attr:`version` grows at every change; :meth:`wait_changed` blocks until it passes a
     value, so a view redraws at its own pace instead of at every key typed.
@@ -49,37 +52,46 @@ class Roster:
             raise ValueError(f"tail must be >= 1 and keep_left >= 0, got {tail!r}, {keep_left!r}")
         self.tail = tail
         self.keep_left = keep_left
-        self._connected: dict[int, Student] = {}
-        self._left: OrderedDict[int, Student] = OrderedDict()
+        self._connected: dict[tuple[str, int], Student] = {}
+        self._left: OrderedDict[tuple[str, int], Student] = OrderedDict()
         self._changed = threading.Condition()
         self.version = 0
 
-    def join(self, client: int, address: str, user_agent: str | None) -> None:
+    def join(self, client: int, address: str, user_agent: str | None,
+             process: str = "") -> Student:
         """``client`` connected from ``address`` with this ``User-Agent`` header (or none)."""
-        student = Student(client, address, agent_family(user_agent), time.time())
+        student = Student(client, address, agent_family(user_agent), time.time(),
+                          process=process)
+        self.put(student)
+        return student
+
+    def put(self, student: Student) -> None:
+        """Add or replace a connected client as it is: one that another process knows."""
+        if not isinstance(student, Student) or student.left is not None:
+            raise ValueError(f"put() takes a connected Student, got {student!r}")
         with self._changed:
-            self._connected[client] = student
+            self._connected[student.process, student.client] = student
             self._bump()
 
-    def typed(self, client: int, data: str) -> None:
+    def typed(self, client: int, data: str, process: str = "") -> None:
         """``client`` sent ``data`` (a ``client_data`` message); unknown clients are ignored."""
         with self._changed:
-            student = self._connected.get(client)
+            student = self._connected.get((process, client))
             if student is None:
                 return
             tail = whole_characters((student.typing + data[-self.tail:])[-self.tail:])
-            self._connected[client] = replace(student, messages=student.messages + 1,
-                                              typing=tail)
+            self._connected[process, client] = replace(student, messages=student.messages + 1,
+                                                       typing=tail)
             self._bump()
 
-    def leave(self, client: int) -> None:
+    def leave(self, client: int, process: str = "") -> None:
         """``client`` disconnected: kept among the last :attr:`keep_left` that left."""
         with self._changed:
-            student = self._connected.pop(client, None)
+            student = self._connected.pop((process, client), None)
             if student is None:
                 return
             if self.keep_left:
-                self._left[client] = replace(student, left=time.time())
+                self._left[process, client] = replace(student, left=time.time())
                 while len(self._left) > self.keep_left:
                     self._left.popitem(last=False)
             self._bump()
@@ -89,9 +101,10 @@ class Roster:
         self._changed.notify_all()
 
     def snapshot(self) -> list[Student]:
-        """Connected clients by number, then those that left, oldest departure first."""
+        """Connected clients by process and number, then those that left, oldest departure
+        first."""
         with self._changed:
-            return [*sorted(self._connected.values(), key=lambda s: s.client),
+            return [*sorted(self._connected.values(), key=lambda s: (s.process, s.client)),
                     *self._left.values()]
 
     def connected(self) -> list[Student]:

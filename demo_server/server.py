@@ -31,14 +31,17 @@ from typing import Protocol
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from .bus import Bus, BusError, process_name
 from .events import Event, EventError, announce_data, decode, encode, sensor_data, tick_data
 from .proxy import proxy_prefix
 from .record import ReceivedLog
 from .roster import Roster
 from .routes import SENSOR_WS_PATH, WS_PATH, Router, is_loopback
 from .sensor import Sensor
+from .sharing import LEAVE, publish_join, share
 from .sse import EventStream
 from .text import clip, host_port, local_url
 
@@ -301,6 +304,11 @@ class DemoServer:
     ``sender`` sends each tick; by default :func:`broadcast_serialized`, or :func:`broadcast`
     with compression on (each connection has its own deflate state) or frames logged (-v).
     ``ssl`` serves HTTPS and ``wss://`` instead (:func:`demo_server.tls.server_context`).
+    ``process`` names this server (default ``host/pid``; each record carries it, and with
+    ``redis_url`` or ``reuse_port`` each handshake's ``X-Demo-Process`` header);
+    ``redis_url`` joins the servers on that Redis (:mod:`demo_server.bus`): each records
+    every client_data of every server.
+    ``reuse_port=True`` lets several processes listen on one port (``SO_REUSEPORT``).
     """
 
     def __init__(
@@ -319,6 +327,9 @@ class DemoServer:
         sender: Sender | None = None,
         behind_proxy: bool | None = None,
         ssl: SSLContext | None = None,
+        process: str | None = None,
+        redis_url: str | None = None,
+        reuse_port: bool = False,
     ) -> None:
         check_address(host, port)
         if max_size < 1:
@@ -338,12 +349,19 @@ class DemoServer:
                              behind_proxy=behind_proxy)
         self.roster = Roster()  # who is connected and what each one types, for the teacher
         self.announcement: str | None = None  # the last announce message, for new pages
+        self.announcement_text = ""  # its text
         # Nothing reads the record of a server made without one (demo-server): keep it small.
         self.received = received if received is not None else ReceivedLog(maxlen=100)
         self.gc_after_tick = gc_after_tick
         self.clock = clock
         self.sender = sender
         self.ssl = ssl  # HTTPS and wss:// on the same port (demo_server.tls makes one)
+        self.process = process or process_name()
+        self.reuse_port = reuse_port
+        self.bus = None if redis_url is None else Bus(
+            redis_url, self.process, beat=lambda: {"clients": len(self.clients), "port": self.port})
+        if self.bus is not None:
+            share(self, self.bus)
         self._connections_changed = 0  # opened or closed since the last full collection
         self.clients: set[ServerConnection] = set()
         self.sensor_clients: set[ServerConnection] = set()  # on /ws/sensor
@@ -404,6 +422,12 @@ class DemoServer:
             await self.aclose()
             raise ServerStartError(f"cannot listen for Server-Sent Events on {self.host}: "
                                    f"{exc.strerror or exc}") from exc
+        if self.bus is not None:
+            try:
+                await self.bus.start()
+            except BusError as exc:
+                await self.aclose()
+                raise ServerStartError(str(exc)) from exc
         self._tasks = [
             asyncio.create_task(self._tick_forever(), name="demo_server ticker"),
             asyncio.create_task(self._push_sensor_forever(), name="demo_server sensor"),
@@ -427,6 +451,11 @@ class DemoServer:
                     logger=frame_logger,
                     create_connection=self._connection_class(),
                     ssl=self.ssl,
+                    # Only where there are several processes: the handshake of a lone
+                    # server is what notebooks capture and show, header by header.
+                    process_response=self._name_process if self.bus or self.reuse_port
+                    else None,
+                    reuse_port=self.reuse_port,
                 )
             except OSError as exc:
                 if port == self.requested_port or exc.errno != errno.EADDRINUSE:
@@ -449,6 +478,11 @@ class DemoServer:
             owner = server
 
         return Connection
+
+    def _name_process(self, connection: ServerConnection, request: Request,
+                      response: Response) -> None:
+        """Say in each handshake's response which process answered it."""
+        response.headers["X-Demo-Process"] = self.process
 
     def _connection_made(self, connection: ServerConnection) -> None:
         self.live.add(connection)
@@ -490,6 +524,8 @@ class DemoServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.bus is not None:
+            await self.bus.aclose()
         if self._server is not None:
             self._stopping.set()
             self._server.close()
@@ -508,9 +544,17 @@ class DemoServer:
 
         Call it in the server's loop (:meth:`ServerThread.announce` does, from any thread).
         Raises TypeError or ValueError (see :func:`~demo_server.events.announce_data`).
+        Servers joined by Redis show it on their pages too.
         """
+        self.show_announcement(text)
+        if self.bus is not None:
+            self.bus.publish(Event.ANNOUNCE, {"text": text})
+
+    def show_announcement(self, text: str) -> None:
+        """:meth:`announce` on this server's pages only (what another server announced)."""
         message = encode(Event.ANNOUNCE, announce_data(text, self.clock.time()))
         self.announcement = message if text else None
+        self.announcement_text = text
         broadcast(self.clients, message)
         logger.info("announced to %d clients: %s", len(self.clients), _loggable(text))
 
@@ -577,7 +621,10 @@ class DemoServer:
         logger.info("client %d connected from %s", client, address)
         self.clients.add(connection)
         self._connections_changed += 1
-        self.roster.join(client, address, connection.request.headers.get("User-Agent"))
+        student = self.roster.join(client, address, connection.request.headers.get("User-Agent"),
+                                   process=self.process)
+        if self.bus is not None:
+            publish_join(self.bus, student)
         try:
             if self.announcement is not None:
                 await connection.send(self.announcement)
@@ -588,14 +635,18 @@ class DemoServer:
                     await connection.send(encode(Event.ERROR, {"message": str(exc)}))
                     continue
                 logger.info("client_data from %s: %s", address, _loggable(message.data))
-                self.received.append(client, address, message.data)
-                self.roster.typed(client, message.data)
+                item = self.received.append(client, address, message.data, process=self.process)
+                self.roster.typed(client, message.data, process=self.process)
+                if self.bus is not None:
+                    self.bus.publish(Event.CLIENT_DATA, item.__dict__)
         except ConnectionClosed:
             pass  # the close code is logged below; nothing else to clean up
         finally:
             self.clients.discard(connection)
             self._connections_changed += 1
-            self.roster.leave(client)
+            self.roster.leave(client, process=self.process)
+            if self.bus is not None:
+                self.bus.publish(LEAVE, {"client": client})
             logger.info("client %d (%s) left: %s", client, address, _close_text(connection))
 
     async def _messages(self, connection: ServerConnection) -> AsyncIterator[str | bytes]:

@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .events import announce_data
+from .loop import loop_factory, run
 from .record import ReceivedLog
 from .roster import Roster
 from .server import DemoServer, RateLimit, ServerStartError
@@ -38,7 +39,10 @@ class ServerThread:
     caller's thread if it cannot. ``stop()`` closes every client (``/ws``: 1001 going
     away; socket.io: Engine.IO's close packet) and joins the thread. Other keyword
     arguments go to the server class (checked here, as far as a wrong one would only fail
-    later, in each connection). Also a context manager.
+    later, in each connection), e.g. ``redis_url="redis://127.0.0.1:6379/0"`` to join
+    other servers through Redis (:mod:`demo_server.bus`). ``loop`` is the event loop:
+    ``"asyncio"``, ``"uvloop"`` or ``"auto"`` (uvloop where installed); see
+    :mod:`demo_server.loop`. Also a context manager.
 
     ``tls=True`` serves HTTPS and ``wss://`` with a certificate from this process's
     throwaway authority, or from ``certfile`` / ``keyfile``; ``keylog`` names the file the
@@ -47,13 +51,15 @@ class ServerThread:
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, *, flavour: str = "websocket",
-        **options: Any,
+        loop: str = "asyncio", **options: Any,
     ) -> None:
+        loop_factory(loop)  # a bad or missing loop fails here, not in the thread
         if flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {', '.join(FLAVOURS)}, got {flavour!r}")
         self.host = host
         self.requested_port = port
         self.flavour = flavour
+        self.loop = loop
         rate_limit = options.get("rate_limit")
         if rate_limit is not None and not isinstance(rate_limit, RateLimit):
             raise TypeError("rate_limit must be a RateLimit (e.g. RateLimit(rate=10)) or None, "
@@ -174,7 +180,7 @@ class ServerThread:
                 await server.aclose()
 
         try:
-            asyncio.run(main())
+            run(main(), self.loop)
         finally:
             self._loop = None
             ready.set()
