@@ -8,13 +8,8 @@ site that is not loopback, as on a real hub. The demo server runs in this proces
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +19,7 @@ from demo_server import ServerThread
 from demo_server.notebook import PageFrame, reader_url
 
 from .conftest import CHROMIUM, FLAGS, SHOTS
+from .jupyter_lab import running_lab
 from .test_jupyterlab import free_port
 
 pytestmark = pytest.mark.browser
@@ -52,31 +48,12 @@ class Hub:
 def hub(tmp_path_factory) -> Iterator[Hub]:
     """JupyterLab + jupyter-server-proxy on 127.0.0.1, as a hub's single-user server."""
     port, token = free_port(), secrets.token_hex(16)
-    log = (tmp_path_factory.mktemp("hub-log") / "jupyter.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-         f"--ServerApp.base_url={PREFIX}", f"--IdentityProvider.token={token}",
-         "--ServerApp.allow_remote_access=True",  # a hub's name is not a local one
-         "--LabApp.extension_manager=readonly",
-         f"--ServerApp.root_dir={tmp_path_factory.mktemp('hub-root')}"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"},
-    )
-    status = f"http://127.0.0.1:{port}{PREFIX}api/status?token={token}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(status, timeout=5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"JupyterLab did not start; see {log.name}")
-            time.sleep(0.2)
-    yield Hub(port, token)
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    with running_lab(port, [
+        f"--ServerApp.base_url={PREFIX}", f"--IdentityProvider.token={token}",
+        "--ServerApp.allow_remote_access=True",  # a hub's name is not a local one
+        f"--ServerApp.root_dir={tmp_path_factory.mktemp('hub-root')}",
+    ], f"{PREFIX}api/status?token={token}", tmp_path_factory.mktemp("hub-log")):
+        yield Hub(port, token)
 
 
 @pytest.fixture(scope="module")
