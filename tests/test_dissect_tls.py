@@ -50,6 +50,8 @@ VARIANTS = [
     Variant("tls12-chacha20", "TLS 1.2", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
             "ECDHE+CHACHA20"),
     Variant("tls13-deflate", "TLS 1.3", "TLS_AES_256_GCM_SHA384", compression=True),
+    Variant("tls12-deflate", "TLS 1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            "ECDHE+AESGCM", compression=True),
 ]
 
 
