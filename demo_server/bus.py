@@ -12,7 +12,8 @@ for a subscriber that is away, so nothing here is silently lost:
 - while the link is down, messages wait in a bounded outbox, sent in order once it is back
   (past the bound the oldest are dropped, and counted);
 - every second each process publishes a ``beat`` (its client count), so a gap shows within
-  a second even when nobody sends anything.
+  a second even when nobody sends anything, and a process not heard for :data:`SILENT`
+  seconds (stopped, crashed, or cut from Redis) is taken as gone until it is heard again.
 
 The link is lost once (one log line), then tried again every :data:`RETRY` seconds until
 it comes back (one log line, saying what was queued and dropped meanwhile).
@@ -46,6 +47,7 @@ RETRY = 0.5  # seconds between attempts to get the link back
 OUTBOX = 100_000  # messages kept while the link is down; past that the oldest are dropped
 BATCH = 512  # messages sent in one pipeline (one round trip)
 CONNECT_TIMEOUT = 2.0  # seconds to open a connection to Redis
+SILENT = 3.0  # seconds without a message from a process (it beats every second): gone
 
 
 class BusError(RuntimeError):
@@ -94,8 +96,9 @@ class Bus:
     :class:`BusError` if Redis cannot be reached), :meth:`publish` from the event loop's
     thread, ``await aclose()``. ``beat()`` gives the payload of each second's ``beat``.
     A process does not receive its own messages. ``on_peer(origin)`` is called before the
-    first message of each process heard (and of one that started again), for instance to
-    tell a newcomer what it missed.
+    first message of each process heard (and of one that started again, or came back after
+    being silent), for instance to tell a newcomer what it missed; ``on_silent(origin)``
+    when a process has not been heard for :data:`SILENT` seconds.
     """
 
     def __init__(self, url: str, origin: str | None = None, *, channel: str = CHANNEL,
@@ -129,6 +132,8 @@ class Bus:
         self._seq = 0
         self.run = secrets.token_hex(4)  # tells this bus's numbers from an earlier one's
         self.on_peer: Callable[[str], object] | None = None
+        self.on_silent: Callable[[str], object] | None = None
+        self.silent: set[str] = set()  # processes not heard for SILENT seconds
         self.last_seq: dict[str, int] = {}  # origin -> the last number received from it
         self._runs: dict[str, str] = {}  # origin -> the run its last message came from
         self._task: asyncio.Task[None] | None = None
@@ -251,16 +256,18 @@ class Bus:
     def _deliver(self, message: Message) -> None:
         """Check ``message``'s number against the last one from its origin, then handle it."""
         last = self.last_seq.get(message.origin)
-        if self._runs.get(message.origin) != message.run:  # a process new to us, or restarted
+        restarted = self._runs.get(message.origin) != message.run
+        if restarted:  # a process new to us, or started again: its numbers count from 1
             if last is not None:
                 logger.info("%s started again: its messages count from 1", message.origin)
             last = None
             self._runs[message.origin] = message.run
-            if self.on_peer is not None:
-                try:
-                    self.on_peer(message.origin)
-                except Exception:
-                    logger.exception("greeting %s failed", message.origin)
+        if message.origin in self.silent:
+            self.silent.discard(message.origin)
+            logger.warning("%s is heard again", message.origin)
+            restarted = True
+        if restarted and self.on_peer is not None:
+            self._call(self.on_peer, message.origin)
         if last is not None and message.seq <= last:
             return  # sent again after a link lost mid-batch: already handled
         if last is not None and message.seq > last + 1:
@@ -300,7 +307,25 @@ class Bus:
     async def _beat_every_second(self) -> None:
         while True:
             self.publish(BEAT, self._beat())
+            self._find_silent()
             await asyncio.sleep(1.0)
+
+    def _find_silent(self) -> None:
+        """Take as gone each process not heard for :data:`SILENT` seconds, once."""
+        now = asyncio.get_running_loop().time()
+        for origin, when in self.heard.items():
+            if origin not in self.silent and now - when > SILENT:
+                self.silent.add(origin)
+                logger.warning("%s not heard for %g s: taken as gone", origin, SILENT)
+                if self.on_silent is not None:
+                    self._call(self.on_silent, origin)
+
+    @staticmethod
+    def _call(hook: Callable[[str], object], origin: str) -> None:
+        try:
+            hook(origin)
+        except Exception:
+            logger.exception("%s for %s failed", getattr(hook, "__name__", hook), origin)
 
     def _on_beat(self, message: Message) -> None:
         self.peers[message.origin] = message.payload

@@ -70,6 +70,7 @@ class Roster:
         if not isinstance(student, Student) or student.left is not None:
             raise ValueError(f"put() takes a connected Student, got {student!r}")
         with self._changed:
+            self._left.pop((student.process, student.client), None)  # back: not gone
             self._connected[student.process, student.client] = student
             self._bump()
 
@@ -95,6 +96,13 @@ class Roster:
                 while len(self._left) > self.keep_left:
                     self._left.popitem(last=False)
             self._bump()
+
+    def leave_process(self, process: str) -> None:
+        """Every client of ``process`` left (that server stopped, or cannot be heard)."""
+        with self._changed:
+            gone = [key for key in self._connected if key[0] == process]
+        for _, client in gone:
+            self.leave(client, process)
 
     def _bump(self) -> None:  # called with self._changed held
         self.version += 1

@@ -524,8 +524,6 @@ class DemoServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self.bus is not None:
-            await self.bus.aclose()
         if self._server is not None:
             self._stopping.set()
             self._server.close()
@@ -537,6 +535,8 @@ class DemoServer:
                     connection.transport.abort()
                 await self._server.wait_closed()
             asyncio.get_running_loop().set_exception_handler(self._loop_exception_handler)
+        if self.bus is not None:  # after the clients: their leaves are published
+            await self.bus.aclose()
 
     def announce(self, text: str) -> None:
         """Show ``text`` in a banner on every page on ``/ws``, and on every page that

@@ -11,7 +11,9 @@ show every client of every server, and an announcement reaches every page:
 
 Redis pub/sub keeps no history: a server that starts late hears nothing of what came
 before. So each server, on hearing a process for the first time (or one that started
-again), publishes its connected students and its announcement once more.
+again, or came back from silence), publishes its connected students and its announcement
+once more. A server not heard for a few seconds (:data:`~demo_server.bus.SILENT`) is taken
+as gone: its students are shown as left until it is heard again.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def share(server: DemoServer, bus: Bus) -> None:
     bus.on(LEAVE, leave)
     bus.on(Event.ANNOUNCE, announce)
     bus.on_peer = greet
+    bus.on_silent = server.roster.leave_process
 
 
 def publish_join(bus: Bus, student: Student) -> None:

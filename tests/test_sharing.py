@@ -4,6 +4,7 @@ that starts late (or again) catches up."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -11,8 +12,10 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from demo_server import ServerThread
+from demo_server.bus import SILENT, Bus
 from demo_server.redis_local import RedisServer
-from demo_server.sharing import JOIN
+from demo_server.roster import Student
+from demo_server.sharing import JOIN, publish_join
 
 from .redis_server import start_redis
 from .test_bus import send, wait_until
@@ -102,3 +105,46 @@ def test_a_join_from_a_broken_peer_is_logged_and_changes_nothing(redis, caplog):
         wait_until(lambda: sum("handling" in r.getMessage() for r in caplog.records) >= 2,
                    TIMEOUT, "the two failures logged")
         assert students(a) == {} and a.server is not None and a.server.announcement is None
+
+
+def test_a_server_that_stops_takes_its_students_out_of_the_other_rosters(redis):
+    with ServerThread(redis_url=redis.url, process="A") as a:
+        b = ServerThread(redis_url=redis.url, process="B").start()
+        try:
+            with connect(b.ws_url) as bo:
+                send(bo, "still here")
+                wait_until(lambda: students(a) == {("B", 1): ("still here", True)}, TIMEOUT,
+                           "B's student in A's roster")
+                b.stop()  # with its student still connected
+        finally:
+            b.stop()
+        # B closed its client (1001) before its bus: the leave reached A, sooner than A
+        # would take the silent B as gone.
+        wait_until(lambda: students(a) == {("B", 1): ("still here", False)}, SILENT - 0.5,
+                   "B's leave in A's roster")
+
+
+def test_a_silent_process_s_students_are_gone_until_it_is_heard_again(redis):
+    async def peer(run: int) -> Bus:
+        """A process "P" with one student, joined to Redis; closed without a leave (a
+        crash, or a cut link), its beats stop."""
+        bus = Bus(redis.url, "P")
+        await bus.start()
+        publish_join(bus, Student(1, "10.0.0.9:5000", "Chrome on Android", 0.0, typing=f"run{run}"))
+        return bus
+
+    with ServerThread(redis_url=redis.url, process="A") as a:
+        loop = a._loop
+        assert loop is not None
+
+        def run(coroutine):
+            return asyncio.run_coroutine_threadsafe(coroutine, loop).result(TIMEOUT)
+
+        first = run(peer(0))
+        wait_until(lambda: students(a) == {("P", 1): ("run0", True)}, TIMEOUT, "P's student")
+        run(first.aclose())  # P stops beating
+        wait_until(lambda: students(a) == {("P", 1): ("run0", False)}, SILENT + TIMEOUT,
+                   "P taken as gone")
+        second = run(peer(1))  # P again (a new run): its student is back, once
+        wait_until(lambda: students(a) == {("P", 1): ("run1", True)}, TIMEOUT, "P back")
+        run(second.aclose())
