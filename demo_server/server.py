@@ -343,6 +343,7 @@ class DemoServer:
         self.max_size = max_size
         self.rate_limit = rate_limit
         self.sensor = sensor if sensor is not None else Sensor()
+        self._next_change: float | None = None  # when the pusher sends the next change
         if behind_proxy is None:
             behind_proxy = proxy_prefix() is not None
         self.router = Router(allow_origins, self.sensor, loopback_only=is_loopback(host),
@@ -593,6 +594,7 @@ class DemoServer:
     async def _push_sensor_forever(self) -> None:
         """Broadcast a ``sensor`` event to ``/ws/sensor`` at each change of the reading."""
         for when, value in self.sensor.changes(time.time()):
+            self._next_change = when
             await asyncio.sleep(max(0.0, when - time.time()))
             message = _sensor_message(value, when)
             broadcast(self.sensor_clients, message)
@@ -602,8 +604,7 @@ class DemoServer:
         """``/ws/sensor``: the reading now, then every change; the client has nothing to say."""
         self.sensor_clients.add(connection)
         try:
-            now = time.time()
-            await connection.send(_sensor_message(self.sensor.value_at(now), now))
+            await connection.send(self._sensor_now())
             async for _ in self._messages(connection):
                 await connection.send(encode(Event.ERROR, {
                     "message": f"{SENSOR_WS_PATH} only pushes readings: send nothing"}))
@@ -667,8 +668,15 @@ class DemoServer:
             yield raw
 
     def _sensor_now(self) -> str:
-        """The ``sensor`` event of the reading now: what a new stream gets first."""
+        """The ``sensor`` event of the reading now: what a new stream gets first.
+
+        When the pusher is late with a change (due, not sent yet: timers fire late), the
+        reading just before that change instead (2 µs: ``t`` is rounded to the
+        microsecond), so the change that follows on the stream is newer, not older.
+        """
         now = time.time()
+        if self._next_change is not None:
+            now = min(now, self._next_change - 2e-6)
         return _sensor_message(self.sensor.value_at(now), now)
 
 

@@ -17,6 +17,7 @@ import pytest
 from demo_server import ServerThread
 from demo_server.routes import next_change
 from demo_server.sensor import Sensor
+from demo_server.server import DemoServer
 from demo_server.sse import EventParser, EventStream, ServerSentEvent, format_event
 
 QUICK = Sensor(width=0.3, period=1.5, seed=11)  # a change every 0.75 s on average
@@ -288,3 +289,19 @@ def test_stopping_the_server_ends_every_stream():
             received += chunk
         assert not chunk and received.startswith(b"retry: 2000\ndata: ")
     assert not server.running
+
+
+def test_a_new_stream_s_first_reading_is_never_newer_than_a_change_still_to_be_pushed():
+    # The pusher's timer fired late: a change is due but not sent yet. A stream opened then
+    # must start with the reading before that change, which then follows in order (seen
+    # once in CI: the first reading's t was 0.14 ms after the change pushed next).
+    sensor = Sensor(period=0.5, width=0.1)
+    server = DemoServer(port=0, sensor=sensor)
+    due, new_value = next(sensor.changes(time.time() - 1.0))  # in the past: overdue
+    server._next_change = due
+    first = json.loads(server._sensor_now())["data"]
+    assert first["t"] < due
+    assert first["value"] == sensor.value_at(first["t"] + 1e-6) != new_value
+    server._next_change = time.time() + 60  # not due: the reading now
+    now = json.loads(server._sensor_now())["data"]
+    assert now["t"] == pytest.approx(time.time(), abs=1.0)
