@@ -350,7 +350,6 @@ class DemoServer:
                              behind_proxy=behind_proxy)
         self.roster = Roster()  # who is connected and what each one types, for the teacher
         self.announcement: str | None = None  # the last announce message, for new pages
-        self.announcement_text = ""  # its text
         # Nothing reads the record of a server made without one (demo-server): keep it small.
         self.received = received if received is not None else ReceivedLog(maxlen=100)
         self.gc_after_tick = gc_after_tick
@@ -551,11 +550,15 @@ class DemoServer:
         if self.bus is not None:
             self.bus.publish(Event.ANNOUNCE, {"text": text})
 
+    @property
+    def announcement_text(self) -> str:
+        """The text of :attr:`announcement`; ``""`` when there is none."""
+        return "" if self.announcement is None else decode(self.announcement).data["text"]
+
     def show_announcement(self, text: str) -> None:
         """:meth:`announce` on this server's pages only (what another server announced)."""
         message = encode(Event.ANNOUNCE, announce_data(text, self.clock.time()))
         self.announcement = message if text else None
-        self.announcement_text = text
         broadcast(self.clients, message)
         logger.info("announced to %d clients: %s", len(self.clients), _loggable(text))
 
